@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the FER2013 classifier: ``python -m train --help``."""

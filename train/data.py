@@ -1,0 +1,171 @@
+"""FER2013 loaders for both layouts people download, decoded once into memory.
+
+- the original CSV ``emotion,pixels,Usage`` (2,304 space-separated pixels per row);
+- the Kaggle image folders ``<root>/{train,test}/<class>/*.{jpg,png}``.
+
+Both give a ``FaceDataset``: uint8 images (N, 48, 48) and int64 labels (N,) in the
+canonical order of ``fer_demo.model.EMOTIONS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from fer_demo.model import EMOTIONS, FACE_SIZE
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Splits by name: folder layout -> sub-folder, CSV layout -> Usage value.
+FOLDER_SPLITS = {"train": "train", "test": "test"}
+CSV_SPLITS = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
+CSV_HEADER = ["emotion", "pixels", "Usage"]
+# Refuse a split when more than this fraction of its images cannot be read.
+MAX_BAD_FRACTION = 0.01
+
+
+class DataError(ValueError):
+    """The dataset is not in a layout we can read; the message says what and where."""
+
+
+@dataclass
+class FaceDataset:
+    """Decoded faces of one split. ``images``: uint8 (N, 48, 48); ``labels``: int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str  # where it came from, e.g. "fer2013/train" or "fer2013.csv:PublicTest"
+    split: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(EMOTIONS)).tolist()
+
+    def fingerprint(self) -> str:
+        """sha256 over labels and pixels: the same data gives the same string, on any layout."""
+        h = hashlib.sha256()
+        h.update(self.labels.numpy().astype("<i8").tobytes())
+        h.update(self.images.numpy().tobytes())
+        return h.hexdigest()
+
+
+def load_split(root: str | Path, split: str, progress: bool = True) -> FaceDataset:
+    """Load ``split`` from a folder root or a CSV file, whichever ``root`` is."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return load_csv(root, split, progress=progress)
+    if root.is_dir():
+        return load_folder(root, split, progress=progress)
+    raise DataError(f"{root}: not a FER2013 CSV file nor a folder with train/ and test/ sub-folders")
+
+
+def _decode(path: Path) -> np.ndarray | None:
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            if im.size != (FACE_SIZE, FACE_SIZE):
+                im = im.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def load_folder(root: str | Path, split: str, progress: bool = True) -> FaceDataset:
+    """Read ``<root>/<split>/<class>/*.{jpg,png}`` (Kaggle layout) into memory.
+
+    Class folders must be named after ``EMOTIONS``; missing classes are allowed (an
+    evaluation set may lack one), unknown ones are an error. Images that are not 48x48 are
+    resized. Unreadable images are skipped with a warning, unless more than 1% are bad.
+    """
+    root = Path(root)
+    if split not in FOLDER_SPLITS:
+        raise DataError(f"Invalid split {split!r} for the folder layout. Only {sorted(FOLDER_SPLITS)} exist.")
+    split_dir = root / FOLDER_SPLITS[split]
+    if not split_dir.is_dir():
+        raise DataError(f"{root}: missing split folder {split_dir.name}/ (expected {root}/train/ and {root}/test/)")
+    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    unknown = [p.name for p in class_dirs if p.name not in EMOTIONS]
+    if unknown:
+        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected only {list(EMOTIONS)}")
+    files: list[Path] = []
+    labels: list[int] = []
+    for d in class_dirs:
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(EMOTIONS.index(d.name))
+    if not files:
+        raise DataError(f"{split_dir}: no .jpg/.png images in any class folder")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decoded = list(tqdm(pool.map(_decode, files), total=len(files), desc=f"decode {split_dir.name}",
+                            unit="img", disable=not progress))
+    bad = [str(f) for f, a in zip(files, decoded) if a is None]
+    if len(bad) > MAX_BAD_FRACTION * len(files):
+        raise DataError(f"{split_dir}: {len(bad)} of {len(files)} images are unreadable (more than "
+                        f"{MAX_BAD_FRACTION:.0%}); first: {bad[:3]}")
+    if bad:
+        warnings.warn(f"{split_dir}: skipped {len(bad)} unreadable image(s): {bad[:5]}", stacklevel=2)
+    keep = [i for i, a in enumerate(decoded) if a is not None]
+    images = torch.from_numpy(np.stack([decoded[i] for i in keep]))
+    return FaceDataset(images, torch.tensor([labels[i] for i in keep], dtype=torch.int64),
+                       source=str(split_dir), split=split)
+
+
+def load_csv(path: str | Path, split: str, progress: bool = True) -> FaceDataset:
+    """Read the rows of ``split`` (train/test/private = Training/PublicTest/PrivateTest).
+
+    Every row is checked: a wrong header, a label outside 0-6, a pixel count other than
+    2,304 or a non-integer pixel raises ``DataError`` naming the line.
+    """
+    path = Path(path)
+    if split not in CSV_SPLITS:
+        raise DataError(f"Invalid split {split!r} for the CSV layout. Only {sorted(CSV_SPLITS)} exist.")
+    usage = CSV_SPLITS[split]
+    n_pixels = FACE_SIZE * FACE_SIZE
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != CSV_HEADER:
+            raise DataError(f"{path}: header must be {','.join(CSV_HEADER)}, got {header!r}")
+        for line, row in enumerate(tqdm(reader, desc=f"parse {path.name}", unit="row", disable=not progress), start=2):
+            if len(row) != 3:
+                raise DataError(f"{path}:{line}: expected 3 fields (emotion,pixels,Usage), got {len(row)}")
+            emotion, pixels, row_usage = row
+            if row_usage.strip() not in CSV_SPLITS.values():
+                raise DataError(f"{path}:{line}: Usage {row_usage!r} is not one of {list(CSV_SPLITS.values())}")
+            if row_usage.strip() != usage:
+                continue
+            try:
+                label = int(emotion)
+            except ValueError:
+                raise DataError(f"{path}:{line}: emotion {emotion!r} is not an integer 0-6") from None
+            if not 0 <= label < len(EMOTIONS):
+                raise DataError(f"{path}:{line}: emotion {label} is outside 0-{len(EMOTIONS) - 1}")
+            values = pixels.split()
+            if len(values) != n_pixels:
+                raise DataError(f"{path}:{line}: {len(values)} pixel values, expected {n_pixels} (48x48)")
+            try:
+                arr = np.array([int(v) for v in values], dtype=np.int64)
+            except ValueError:
+                raise DataError(f"{path}:{line}: pixels must be integers 0-255") from None
+            if arr.min() < 0 or arr.max() > 255:
+                raise DataError(f"{path}:{line}: pixel values must be within 0-255")
+            images.append(arr.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
+            labels.append(label)
+    if not images:
+        raise DataError(f"{path}: no rows with Usage {usage!r}")
+    return FaceDataset(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64),
+                       source=f"{path}:{usage}", split=split)
