@@ -1,0 +1,31 @@
+"""Shared test set-up: offline, small, deterministic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights" / "fer_vgg19.safetensors"
+EXAMPLES = ROOT / "examples"
+ARTIFACTS = ROOT / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Two CPU cores: keep each test process to few threads so parallel work does not thrash.
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def release_weights() -> Path:
+    if not WEIGHTS.is_file():
+        pytest.fail(f"release weights missing: {WEIGHTS}")
+    return WEIGHTS
