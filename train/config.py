@@ -15,7 +15,7 @@ class TrainConfig:
     imagenet_weights: str | None = None  # explicit path to vgg19_bn-c79401a0.pth for --init imagenet
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 64  # small batches: more updates per epoch in a short schedule
     lr: float = 0.03  # one-cycle peak LR for SGD+Nesterov (batch 64)
     momentum: float = 0.9
