@@ -110,5 +110,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[M.
     if missing or unexpected:
         raise ModelFileError(f"{path}: tensors do not match the {card.architecture} model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    net.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+    try:
+        net.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+    except RuntimeError as e:  # same names, other shapes (e.g. a head for another number of classes)
+        raise ModelFileError(f"{path}: tensors do not match the {card.architecture} model ({e})") from None
     return net.to(device).eval(), card

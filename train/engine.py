@@ -55,7 +55,7 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                     scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module,
                     augment: TrainAugment, generator: torch.Generator, batch_size: int,
                     device: torch.device, precision: str, channels_last: bool,
-                    scaler: torch.amp.GradScaler | None = None, desc: str = "train",
+                    scaler: torch.amp.GradScaler | None = None, grad_clip: float = 0.0, desc: str = "train",
                     progress: bool = True) -> EpochStats:
     """One pass over ``data`` in a random order drawn from ``generator`` (drops the last
     partial batch so BatchNorm never sees a batch of 1)."""
@@ -79,10 +79,15 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
         scheduler.step()
         total_loss += loss.item() * len(y)

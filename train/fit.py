@@ -150,7 +150,7 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         stats = train_one_epoch(model, train_data, optimizer, scheduler, criterion, augment, gen, cfg.batch_size,
-                                dev, precision, cfg.channels_last, scaler, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                dev, precision, cfg.channels_last, scaler, cfg.grad_clip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                 progress=cfg.progress)
         metrics, val_loss = evaluate(model, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
                                      channels_last=cfg.channels_last)
