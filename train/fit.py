@@ -116,9 +116,13 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
     eval_criterion = nn.CrossEntropyLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BN and biases
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    elif cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    else:
+        raise ValueError(f"Invalid optimizer {cfg.optimizer!r}. Only 'adamw' and 'sgd' are supported.")
     steps = len(train_data) // cfg.batch_size
     if steps == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the training set ({len(train_data)})")
