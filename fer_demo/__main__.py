@@ -1,0 +1,155 @@
+"""Command line: analyse photos in batch.
+
+    python -m fer_demo predict examples/                      # human-readable lines
+    python -m fer_demo predict a.jpg b.png --json > out.jsonl  # one JSON record per image
+    python -m fer_demo predict photos/ --cam gradcam --out annotated/
+
+PATHs are image files or folders (their images, not recursive). A file that is not a usable
+image gets an error record and the batch goes on. Exit status: 0 if at least one input was
+analysed, 1 if every input failed (or none was found), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from fer_demo.classify import DEFAULT_WEIGHTS, TTA_MODES
+from fer_demo.explain import CAM_METHODS
+from fer_demo.io import InvalidImageError
+from fer_demo.model import EMOTIONS
+from fer_demo.weights import ModelFileError
+
+# File name endings taken from folders (explicitly named files are always tried).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer_demo", description="Facial-expression recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="detect faces and classify their expressions",
+                       description="Detect faces in photos, classify each face's expression and explain it.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument("--json", action="store_true", help="print one JSON record per image (JSON lines)")
+    p.add_argument("--cam", default="gradcam", choices=[*CAM_METHODS, "none"],
+                   help="explanation method, or none (faster) [default: gradcam]")
+    p.add_argument("--target", default=None, choices=EMOTIONS,
+                   help="explain this emotion for every face instead of the predicted one")
+    p.add_argument("--tta", default="none", choices=list(TTA_MODES),
+                   help="test-time augmentation for classification [default: none]")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for annotated images and per-face crops/overlays (PNG)")
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
+                   help=f"classifier .safetensors (with its .json card) [default: {DEFAULT_WEIGHTS}]")
+    p.add_argument("--max-faces", type=int, default=None, help="analyse at most this many faces per image")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
+    """Inputs in the order given, folders expanded to their images (sorted by name).
+
+    Each item is (path, None) to analyse, or (path, error message) for a path that does not exist.
+    """
+    items: list[tuple[Path, str | None]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            items.extend((p, None) for p in sorted(path.iterdir())
+                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        elif path.exists():
+            items.append((path, None))
+        else:
+            items.append((path, f"{path}: no such file or folder"))
+    return items
+
+
+def _out_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 1
+    while stem in used:  # same file name in two folders
+        n += 1
+        stem = f"{path.stem}-{n}"
+    used.add(stem)
+    return stem
+
+
+def _write_outputs(out: Path, stem: str, prediction, cam: str | None) -> None:
+    from fer_demo.pipeline import annotate
+
+    out.mkdir(parents=True, exist_ok=True)
+    annotate(prediction, show_regions=cam is not None).save(out / f"{stem}.annotated.png")
+    for i, face in enumerate(prediction.faces):
+        Image.fromarray(face.aligned_rgb).save(out / f"{stem}.face{i}.png")
+        if face.overlay is not None:
+            Image.fromarray(face.overlay).save(out / f"{stem}.face{i}.{cam}.png")
+
+
+def _describe(path: Path, prediction) -> str:
+    if not prediction.faces:
+        return f"{path}: no face found"
+    parts = []
+    for f in prediction.faces:
+        why = f", CAM for {f.target}" if f.target is not None else ""
+        parts.append(f"{f.label} {f.confidence:.0%} at {','.join(map(str, f.box))}{why}")
+    more = f" ({prediction.notice})" if prediction.truncated else ""
+    n = len(prediction.faces)
+    return f"{path}: {n} face{'s' if n != 1 else ''}: " + "; ".join(parts) + more
+
+
+def predict_main(args: argparse.Namespace) -> int:
+    from fer_demo import limits
+    from fer_demo.pipeline import Predictor
+
+    cam = None if args.cam == "none" else args.cam
+    if args.max_faces is not None and args.max_faces < 1:
+        print("error: --max-faces must be at least 1", file=sys.stderr)
+        return 2
+    items = expand_paths(args.paths)
+    try:
+        predictor = Predictor(weights_path=args.weights, max_faces=args.max_faces or limits.MAX_FACES)
+    except ModelFileError as e:
+        print(f"error: cannot load the classifier: {e}", file=sys.stderr)
+        return 2
+    ok = failed = 0
+    used: set[str] = set()
+
+    def emit(record: dict, line: str) -> None:
+        print(json.dumps(record) if args.json else line, flush=True)
+
+    for path, message in tqdm(items, desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None):
+        if message is None:
+            try:
+                prediction = predictor.analyze(path, cam=cam, target=args.target, tta=args.tta)
+            except InvalidImageError as e:
+                message = str(e)
+        if message is not None:
+            failed += 1
+            emit({"path": str(path), "error": message}, f"{path}: error: {message}")
+            continue
+        ok += 1
+        record = {"path": str(path), **prediction.to_dict()}
+        emit(record, _describe(path, prediction))
+        if args.out is not None:
+            _write_outputs(args.out, _out_stem(path, used), prediction, cam)
+    if ok == 0:
+        print(f"error: no image could be analysed ({failed} failed)" if failed else "error: no image found",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.command == "predict":
+        return predict_main(args)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse's choices prevent this
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Emotion classification of aligned 48x48 faces with the released VGG19-BN.
+
+Preprocessing is ``fer_demo.transforms`` (the one path shared with training); this module
+only batches, runs the network and turns logits into probabilities.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_demo.model import FACE_SIZE
+from fer_demo.transforms import tta_views
+from fer_demo.weights import load_model
+
+# The release: weights/fer_vgg19.safetensors with its card weights/fer_vgg19.json.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "fer_vgg19.safetensors"
+# Test-time augmentation modes of ``fer_demo.transforms.tta_views`` (views per face).
+TTA_MODES = {"none": 1, "flip": 2, "tencrop": 10}
+
+
+def check_faces(faces: np.ndarray) -> np.ndarray:
+    """Validate a batch of aligned faces: uint8 (N, 48, 48). Returns it (contiguous)."""
+    if not isinstance(faces, np.ndarray):
+        raise TypeError(f"faces must be a numpy uint8 array (N, {FACE_SIZE}, {FACE_SIZE}), not {type(faces).__name__}")
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8 (N, {FACE_SIZE}, {FACE_SIZE}), got dtype {faces.dtype}")
+    if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
+        raise ValueError(f"faces must have shape (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.shape}")
+    return np.ascontiguousarray(faces)
+
+
+def check_tta(tta: str) -> str:
+    if tta not in TTA_MODES:
+        raise ValueError(f"Invalid TTA mode {tta!r}. Only {', '.join(map(repr, TTA_MODES))} are supported.")
+    return tta
+
+
+class EmotionClassifier:
+    """The released classifier and its model card.
+
+    Args:
+        weights_path: a ``.safetensors`` file with its ``.json`` card next to it.
+        device: torch device.
+
+    Attributes:
+        model: the ``FERNet`` in eval mode (shared with ``fer_demo.explain.Explainer``).
+        card: its ``ModelCard``; ``classes`` are the emotion names in output order.
+        lock: held while ``model`` runs. An ``Explainer`` on the same model must share it
+            (``Explainer(model, layer, lock=classifier.lock)``): while a CAM is computed the
+            model carries hooks that would capture, and break, a concurrent forward pass.
+
+    Raises:
+        fer_demo.weights.ModelFileError: the weights or card are missing or do not match.
+    """
+
+    def __init__(self, weights_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> None:
+        self.weights_path = Path(weights_path)
+        self.device = torch.device(device)
+        self.model, self.card = load_model(self.weights_path, self.device)
+        self.lock = threading.Lock()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def predict(self, faces: np.ndarray, tta: str = "none") -> np.ndarray:
+        """Class probabilities of aligned faces.
+
+        Args:
+            faces: uint8 (N, 48, 48) grayscale faces (``AlignedFace.gray``), N >= 0.
+            tta: ``"none"`` (centre crop), ``"flip"`` (+ mirror: 2 views) or ``"tencrop"``
+                (corners + centre, each mirrored: 10 views); probabilities are averaged over
+                views.
+
+        Returns:
+            float32 (N, 7): each row sums to 1, columns in ``self.classes`` order. (0, 7) for N=0.
+        """
+        faces = check_faces(faces)
+        check_tta(tta)
+        n, k = faces.shape[0], len(self.classes)
+        if n == 0:
+            return np.zeros((0, k), dtype=np.float32)
+        with self.lock, torch.inference_mode():
+            views = tta_views(torch.from_numpy(faces), tta)  # (V, N, 1, 40, 40)
+            v = views.shape[0]
+            logits = self.model(views.reshape(v * n, *views.shape[2:]).to(self.device))
+            probs = torch.softmax(logits.float(), dim=1).reshape(v, n, k).mean(dim=0)
+        out = probs.cpu().numpy().astype(np.float32)
+        return out / out.sum(axis=1, keepdims=True)  # exact float32 sums after the mean

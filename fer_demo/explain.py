@@ -1,0 +1,166 @@
+"""Class activation maps: where on the face the evidence for a class is.
+
+Wraps pytorch-grad-cam 1.5.7. Each call builds the CAM object inside a ``with`` block, so
+its forward hooks on the target layer are removed when the call ends (also on errors);
+nothing accumulates on the shared model across requests.
+
+The network sees the centre 40x40 of each 48x48 face (``fer_demo.transforms``). The CAM
+covers those 40x40 pixels; it is placed back at the centre of the 48x48 face frame and the
+4 px border it never saw is 0 ("no evidence"), rather than invented by edge extension.
+
+Speed: a CAM needs the gradient of the class score with respect to the target layer's
+output only. While a CAM is computed, the weights do not require gradients and a forward
+hook hands the layers after the target a detached copy of its output that does, so the
+backward pass stops at the target layer instead of running through all of VGG19 (about half
+the time of a full forward + backward on a 40x40 face; the maps are identical).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from fer_demo.classify import check_faces
+from fer_demo.model import CAM_TARGET_LAYER, FACE_SIZE, INPUT_SIZE
+from fer_demo.transforms import eval_transform
+
+# Name -> pytorch-grad-cam class. "eigencam" is gradient-free: it shows the first principal
+# component of the layer's activations and ignores the target class.
+CAM_METHODS = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+}
+
+
+class Explainer:
+    """Computes CAMs for a classifier's target layer.
+
+    Args:
+        model: the classifier (``FERNet``), e.g. ``EmotionClassifier.model``; kept in eval mode.
+        target_layer_name: a name from ``model.named_modules()``, e.g. the card's
+            ``cam_target_layer`` ("features.38").
+        lock: held while the model carries the CAM's hooks. Pass the lock of anything else that
+            runs the same model (``EmotionClassifier.lock``) so no forward pass of theirs runs
+            through the hooks; default: a lock of its own.
+
+    ``explain`` is thread-safe: one CAM at a time hooks the shared model.
+    """
+
+    def __init__(self, model: torch.nn.Module, target_layer_name: str = CAM_TARGET_LAYER,
+                 lock: threading.Lock | None = None) -> None:
+        modules = dict(model.named_modules())
+        if target_layer_name not in modules:
+            convs = [n for n, m in modules.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.ReLU))]
+            raise ValueError(f"target layer {target_layer_name!r} is not in the model; "
+                             f"conv/ReLU layers are: {', '.join(convs[-6:])}, ...")
+        self.model = model
+        self.target_layer_name = target_layer_name
+        self.target_layer = modules[target_layer_name]
+        self.device = next(model.parameters()).device
+        self.lock = lock if lock is not None else threading.Lock()
+
+    def explain(self, faces: np.ndarray, targets: list[int], method: str = "gradcam") -> np.ndarray:
+        """One CAM per face, for one target class per face, in a single batch.
+
+        Args:
+            faces: uint8 (N, 48, 48) aligned grayscale faces.
+            targets: N class indices (into the model's classes), one per face.
+            method: a key of ``CAM_METHODS``.
+
+        Returns:
+            float32 (N, 48, 48) in [0, 1], aligned with ``faces``: pytorch-grad-cam scales each
+            map to min 0 / max 1 over the 40x40 crop (all zeros where no pixel supports the
+            class); the 4 px border outside the network's crop is 0. (0, 48, 48) for N=0.
+
+        Works whatever the caller's grad mode (inside ``torch.no_grad()`` or
+        ``torch.inference_mode()`` too): gradients are enabled locally.
+
+        Raises:
+            TypeError / ValueError: bad faces (dtype / shape), method, or targets (count or index).
+        """
+        if targets is None:
+            raise ValueError("explain needs one target class index per face; use "
+                             "explain_with_probabilities(faces, None) for the predicted classes")
+        return self.explain_with_probabilities(faces, targets, method)[0]
+
+    def explain_with_probabilities(
+        self, faces: np.ndarray, targets: list[int] | None, method: str = "gradcam"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """CAMs and the class probabilities of the same forward pass.
+
+        Like ``explain``, but ``targets`` may be ``None`` (each face's predicted class), and the
+        softmax of the CAM's own forward pass is returned too: it equals
+        ``EmotionClassifier.predict(faces, tta="none")`` (same preprocessing, same eval-mode
+        network), so a caller without test-time augmentation needs one forward, not two.
+
+        Returns:
+            (cams float32 (N, 48, 48) in [0, 1], probabilities float32 (N, C), rows sum to 1).
+        """
+        faces = check_faces(faces)
+        if method not in CAM_METHODS:
+            raise ValueError(f"Invalid CAM method {method!r}. Only {', '.join(map(repr, CAM_METHODS))} are supported.")
+        n = faces.shape[0]
+        num_classes = self._num_classes()
+        if targets is not None:
+            targets = [int(t) for t in targets]
+            if len(targets) != n:
+                raise ValueError(f"need one target per face: got {len(targets)} targets for {n} faces")
+            bad = [t for t in targets if not 0 <= t < num_classes]
+            if bad:
+                raise ValueError(f"target class indices {bad} out of range; valid are 0..{num_classes - 1}")
+        out = np.zeros((n, FACE_SIZE, FACE_SIZE), dtype=np.float32)
+        if n == 0:
+            return out, np.zeros((0, num_classes), dtype=np.float32)
+        cam_cls = CAM_METHODS[method]
+        grayscale = logits = None
+        with self.lock, torch.inference_mode(False), torch.enable_grad(), self._gradients_stop_at_target():
+            x = eval_transform(torch.from_numpy(faces)).to(self.device)
+            cam_targets = None if targets is None else [ClassifierOutputTarget(t) for t in targets]
+            # Note: BaseCAM.__exit__ swallows IndexError (it prints it); targets are checked
+            # above, and a missing result is caught below.
+            with cam_cls(model=self.model, target_layers=[self.target_layer]) as cam:
+                grayscale = cam(input_tensor=x, targets=cam_targets)
+                logits = cam.outputs.detach()
+        if grayscale is None or logits is None:
+            raise RuntimeError(f"{method} produced no CAM (pytorch-grad-cam suppressed an IndexError)")
+        cams = np.nan_to_num(np.asarray(grayscale, dtype=np.float32), nan=0.0)
+        if cams.shape != (n, INPUT_SIZE, INPUT_SIZE):
+            raise RuntimeError(f"{method} returned CAMs of shape {cams.shape}, expected {(n, INPUT_SIZE, INPUT_SIZE)}")
+        off = (FACE_SIZE - INPUT_SIZE) // 2  # the same centre crop as eval_transform
+        out[:, off : off + INPUT_SIZE, off : off + INPUT_SIZE] = np.clip(cams, 0.0, 1.0)
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float32)
+        return out, probs / probs.sum(axis=1, keepdims=True)
+
+    @contextlib.contextmanager
+    def _gradients_stop_at_target(self) -> Iterator[None]:
+        """Freeze the weights and cut the graph at the target layer for the duration."""
+        params = list(self.model.parameters())
+        flags = [p.requires_grad for p in params]
+
+        def cut(module: torch.nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
+            return output.detach().requires_grad_(True)
+
+        # prepend: runs before pytorch-grad-cam's hooks, which then see (and hook) the copy.
+        handle = self.target_layer.register_forward_hook(cut, prepend=True)
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            yield
+        finally:
+            handle.remove()
+            for p, flag in zip(params, flags):
+                p.requires_grad_(flag)
+            self.model.zero_grad(set_to_none=True)
+
+    def _num_classes(self) -> int:
+        last = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
+        return last[-1].out_features if last else 7

@@ -1,0 +1,335 @@
+"""The one front object: photo in, faces with emotions and explanations out.
+
+``Predictor`` chains the stages (``io.load_image`` -> ``detect`` -> ``align`` -> ``classify``
+-> ``explain``); the app, the CLI, the benchmarks and the tests all call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from fer_demo import limits
+from fer_demo.align import AlignedFace, align_face
+from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
+from fer_demo.detect import Face, FaceDetector
+from fer_demo.explain import CAM_METHODS, Explainer
+from fer_demo.io import ImageSource, load_image
+
+# Weight of the heatmap colour when drawn over a face (0 = photo only, 1 = heatmap only).
+HEATMAP_ALPHA = 0.45
+# Heat below this is not tinted in ``region_overlay``, so the photo around the face stays clean.
+REGION_MIN_HEAT = 0.05
+
+
+@dataclass(eq=False)
+class FaceResult:
+    """Everything known about one face.
+
+    Attributes:
+        box: (x1, y1, x2, y2) int pixels of the oriented image, clipped to it; the face region
+            is ``image[y1:y2, x1:x2]`` (x2 > x1, y2 > y1).
+        landmarks: float32 (5, 2) (x, y) pixels: left eye, right eye, nose, mouth left/right.
+        detection_score: MTCNN face probability in [0, 1].
+        aligned: uint8 (48, 48) grayscale face as the classifier saw it (FER2013 framing).
+        aligned_rgb: uint8 (S, S, 3) colour crop with the same framing (S = ``align.DISPLAY_SIZE``).
+        probabilities: every emotion name -> probability; values sum to 1.
+        label: the most probable emotion; confidence: its probability.
+        target: the emotion the CAM explains, or None without a CAM.
+        heatmap: float32 (48, 48) in [0, 1] over ``aligned``, or None without a CAM.
+        overlay: uint8 (S, S, 3) heatmap drawn over ``aligned_rgb``, or None.
+        region_overlay: uint8 (y2 - y1, x2 - x1, 3): the heatmap mapped back onto the box region
+            of the photo, or None.
+        matrix: float64 (2, 3) affine from image pixels to ``aligned``/``heatmap`` pixels
+            (``AlignedFace.matrix``); ``cv2.invertAffineTransform`` maps back.
+    """
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    detection_score: float
+    aligned: np.ndarray
+    aligned_rgb: np.ndarray
+    probabilities: dict[str, float]
+    label: str
+    confidence: float
+    target: str | None = None
+    heatmap: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    region_overlay: np.ndarray | None = None
+    matrix: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (no pixel arrays)."""
+        return {
+            "box": [int(v) for v in self.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "score": round(float(self.detection_score), 6),
+            "label": self.label,
+            "confidence": float(self.confidence),
+            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "target": self.target,
+        }
+
+
+@dataclass(eq=False)
+class Prediction:
+    """The result for one photo.
+
+    Attributes:
+        faces: analysed faces, highest detection score first (at most ``max_faces``; empty
+            when no face was found).
+        image: uint8 (H, W, 3) RGB, the photo upright (EXIF orientation applied); every box
+            and landmark is in its pixels.
+        faces_found: faces detected, including those beyond the cap.
+        truncated: True when faces_found > max_faces, i.e. some faces were not analysed.
+        max_faces: the cap in force.
+    """
+
+    faces: list[FaceResult]
+    image: np.ndarray
+    faces_found: int
+    truncated: bool
+    max_faces: int
+    cam: str | None = field(default=None)
+
+    @property
+    def notice(self) -> str | None:
+        """A sentence for the user when the face cap cut the result, else None."""
+        if not self.truncated:
+            return None
+        return (f"{self.faces_found} faces found; only the {self.max_faces} with the highest "
+                f"detection scores were analysed (limit {self.max_faces} per image).")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (no pixel arrays)."""
+        return {
+            "faces": [f.to_dict() for f in self.faces],
+            "faces_found": int(self.faces_found),
+            "truncated": bool(self.truncated),
+            "max_faces": int(self.max_faces),
+            "image_size": [int(self.image.shape[1]), int(self.image.shape[0])],
+            "cam": self.cam,
+            "notice": self.notice,
+        }
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """float (H, W) in [0, 1] -> uint8 (H, W, 3) RGB with OpenCV's JET colormap."""
+    heat8 = np.clip(np.rint(heatmap * 255), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(heat8, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
+def blend(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = HEATMAP_ALPHA, min_heat: float = 0.0) -> np.ndarray:
+    """Draw ``heatmap`` (float (H, W) in [0, 1]) over ``rgb`` (uint8 (H, W, 3)); uint8 out.
+
+    Pixels whose heat is below ``min_heat`` are left as they are.
+    """
+    color = colorize(heatmap).astype(np.float32)
+    weight = np.where(heatmap >= min_heat, alpha, 0.0).astype(np.float32)[..., None] if min_heat > 0 else alpha
+    out = rgb.astype(np.float32) * (1 - weight) + color * weight
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def int_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Float box -> int (x1, y1, x2, y2) covering it, clipped to the image, at least 1x1 px."""
+    x1 = min(max(int(math.floor(box[0])), 0), width - 1)
+    y1 = min(max(int(math.floor(box[1])), 0), height - 1)
+    x2 = min(max(int(math.ceil(box[2])), x1 + 1), width)
+    y2 = min(max(int(math.ceil(box[3])), y1 + 1), height)
+    return x1, y1, x2, y2
+
+
+def heatmap_to_image(heatmap: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Map a 48x48 heatmap back into the image: float32 (y2 - y1, x2 - x1) over ``box``.
+
+    ``matrix`` maps image pixels to heatmap pixels (``AlignedFace.matrix``); box pixels the
+    aligned frame does not cover get 0.
+    """
+    x1, y1, x2, y2 = box
+    # box pixel (u, v) is image pixel (u + x1, v + y1): box px -> heatmap px.
+    m = matrix.astype(np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x1, y1], dtype=np.float64)
+    return cv2.warpAffine(heatmap.astype(np.float32), m, (x2 - x1, y2 - y1),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+class Predictor:
+    """Detect, align, classify and explain every face in a photo.
+
+    Args:
+        weights_path: the classifier release (``.safetensors`` + ``.json`` card).
+        detector: a ``FaceDetector``; default one with ``fer_demo.limits`` settings.
+        max_faces: at most this many faces (highest detection score) are analysed.
+        device: torch device for the classifier (and the default detector).
+
+    ``analyze`` may be called from several threads; the stages serialise on their own locks.
+
+    Raises:
+        fer_demo.weights.ModelFileError: the weights are missing or do not match the code.
+    """
+
+    def __init__(
+        self,
+        weights_path: str | Path = DEFAULT_WEIGHTS,
+        detector: FaceDetector | None = None,
+        max_faces: int = limits.MAX_FACES,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if int(max_faces) < 1:
+            raise ValueError(f"max_faces={max_faces} must be at least 1")
+        self.max_faces = int(max_faces)
+        self.detector = detector if detector is not None else FaceDetector(device=device)
+        self.classifier = EmotionClassifier(weights_path, device=device)
+        self.classes: tuple[str, ...] = self.classifier.classes
+        # One lock for both: a CAM's hooks must never see a concurrent classification pass.
+        self.explainer = Explainer(self.classifier.model, self.classifier.card.cam_target_layer,
+                                   lock=self.classifier.lock)
+
+    def _check_options(self, cam: str | None, target: str | None, tta: str) -> str | None:
+        if cam is not None and cam.lower() == "none":
+            cam = None
+        if cam is not None and cam not in CAM_METHODS:
+            raise ValueError(f"Invalid CAM method {cam!r}. Only {', '.join(map(repr, CAM_METHODS))} "
+                             "or None are supported.")
+        if target is not None and target not in self.classes:
+            raise ValueError(f"Invalid target {target!r}. Only None (the predicted class) or one of "
+                             f"{', '.join(self.classes)} is supported.")
+        check_tta(tta)
+        return cam
+
+    def analyze(
+        self,
+        image: ImageSource,
+        cam: str | None = "gradcam",
+        target: str | None = None,
+        tta: str = "none",
+    ) -> Prediction:
+        """Analyse every face in a photo (up to ``max_faces``).
+
+        Args:
+            image: anything ``fer_demo.io.load_image`` takes (path, bytes, PIL image, uint8 array).
+            cam: a ``CAM_METHODS`` name, or None / "none" for no explanation (faster).
+            target: the emotion the CAM explains for every face: None explains each face's
+                predicted class; a name (e.g. "happy") answers "why (not) happy?".
+            tta: test-time augmentation for classification: "none", "flip" or "tencrop".
+
+        Returns:
+            A ``Prediction``; ``faces`` is empty when no face was found.
+
+        Raises:
+            fer_demo.io.InvalidImageError: the image cannot be used (message says why).
+            ValueError: an invalid ``cam``, ``target`` or ``tta``.
+        """
+        cam = self._check_options(cam, target, tta)
+        pil = load_image(image)
+        rgb = np.asarray(pil)
+        detected = self.detector.detect(pil)
+        kept = detected[: self.max_faces]
+        pred = Prediction(faces=[], image=rgb, faces_found=len(detected),
+                          truncated=len(detected) > self.max_faces, max_faces=self.max_faces, cam=cam)
+        if not kept:
+            return pred
+        aligned = [align_face(rgb, f) for f in kept]
+        gray = np.stack([a.gray for a in aligned])
+        heatmaps: np.ndarray | None = None
+        target_idx = None if target is None else self.classes.index(target)
+        if cam is not None and tta == "none":
+            # One forward pass gives both the probabilities and the CAMs.
+            targets = None if target_idx is None else [target_idx] * len(kept)
+            heatmaps, probs = self.explainer.explain_with_probabilities(gray, targets, cam)
+            if target_idx is None:
+                # pytorch-grad-cam explained the argmax of the same logits.
+                targets = [int(i) for i in probs.argmax(axis=1)]
+        else:
+            probs = self.classifier.predict(gray, tta=tta)
+            targets = [int(i) for i in probs.argmax(axis=1)] if target_idx is None else [target_idx] * len(kept)
+            if cam is not None:
+                heatmaps = self.explainer.explain(gray, targets, cam)
+        height, width = rgb.shape[:2]
+        for i, (face, al) in enumerate(zip(kept, aligned)):
+            pred.faces.append(self._face_result(rgb, width, height, face, al, probs[i],
+                                                None if heatmaps is None else heatmaps[i],
+                                                None if heatmaps is None else self.classes[targets[i]]))
+        return pred
+
+    def predict(
+        self,
+        image: ImageSource,
+        cam: str | None = "gradcam",
+        target: str | None = None,
+        tta: str = "none",
+    ) -> list[FaceResult]:
+        """``analyze(...).faces``: the analysed faces; [] when there is no face."""
+        return self.analyze(image, cam=cam, target=target, tta=tta).faces
+
+    def _face_result(self, rgb: np.ndarray, width: int, height: int, face: Face, al: AlignedFace,
+                     probs: np.ndarray, heatmap: np.ndarray | None, target: str | None) -> FaceResult:
+        box = int_box(face.box, width, height)
+        k = int(np.argmax(probs))
+        overlay = region = None
+        if heatmap is not None:
+            size = al.rgb.shape[0]
+            overlay = blend(al.rgb, cv2.resize(heatmap, (size, size), interpolation=cv2.INTER_LINEAR))
+            x1, y1, x2, y2 = box
+            region_heat = heatmap_to_image(heatmap, al.matrix, box)
+            region = blend(rgb[y1:y2, x1:x2], region_heat, min_heat=REGION_MIN_HEAT)
+        return FaceResult(
+            box=box,
+            landmarks=face.landmarks.astype(np.float32),
+            detection_score=float(face.score),
+            aligned=al.gray,
+            aligned_rgb=al.rgb,
+            matrix=al.matrix,
+            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
+            label=self.classes[k],
+            confidence=float(probs[k]),
+            target=target,
+            heatmap=heatmap,
+            overlay=overlay,
+            region_overlay=region,
+        )
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def annotate(prediction: Prediction, show_regions: bool = False) -> Image.Image:
+    """The photo with each analysed face's box and "label 87%" drawn on it (RGB ``PIL.Image``).
+
+    With ``show_regions`` the CAM of each face (where there is one) is drawn into its box.
+    """
+    image = prediction.image
+    if show_regions:
+        image = image.copy()
+        for f in prediction.faces:
+            if f.region_overlay is not None:
+                x1, y1, x2, y2 = f.box
+                image[y1:y2, x1:x2] = f.region_overlay
+    out = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(out)
+    side = min(out.size)
+    width = max(2, round(side / 250))
+    font = _font(max(12, round(side / 30)))
+    for f in prediction.faces:
+        x1, y1, x2, y2 = f.box
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=(255, 215, 0), width=width)
+        text = f"{f.label} {f.confidence:.0%}"
+        l, t, r, b = draw.textbbox((0, 0), text, font=font)
+        tw, th = r - l, b - t
+        ty = y1 - th - 2 * width if y1 - th - 2 * width >= 0 else y2 + width  # above the box, else below
+        ty = min(ty, out.size[1] - th - 2 * width)
+        draw.rectangle((x1, ty, x1 + tw + 2 * width, ty + th + 2 * width), fill=(255, 215, 0))
+        draw.text((x1 + width - l, ty + width - t), text, fill=(0, 0, 0), font=font)
+    return out

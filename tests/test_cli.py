@@ -1,0 +1,125 @@
+"""python -m fer_demo predict: batch over files and folders, JSON lines, per-file errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fer_demo import pipeline
+from fer_demo.__main__ import expand_paths, main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def shared_predictor(release_weights) -> pipeline.Predictor:
+    return pipeline.Predictor(release_weights)
+
+
+@pytest.fixture(autouse=True)
+def reuse_predictor(monkeypatch, shared_predictor, release_weights):
+    """In-process CLI runs reuse one loaded Predictor (building VGG19 takes seconds on a CPU);
+    any other weights path goes through the real constructor."""
+    real = pipeline.Predictor
+
+    def make(weights_path, detector=None, max_faces=shared_predictor.max_faces, device="cpu"):
+        if Path(weights_path) == Path(release_weights) and detector is None and max_faces == shared_predictor.max_faces:
+            return shared_predictor
+        return real(weights_path, detector=detector, max_faces=max_faces, device=device)
+
+    monkeypatch.setattr(pipeline, "Predictor", make)
+
+
+@pytest.fixture()
+def folder(tmp_path) -> Path:
+    """Two example photos and a text file pretending to be a JPEG."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(EXAMPLES / "astronaut.jpg", d / "astronaut.jpg")
+    shutil.copy(EXAMPLES / "no_face_cat.jpg", d / "no_face_cat.jpg")
+    (d / "notes.jpg").write_text("not a photo\n")
+    (d / "README.txt").write_text("folders are expanded to image files only\n")
+    return d
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["predict", *argv, "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_expand_paths(folder, tmp_path):
+    items = expand_paths([folder, tmp_path / "missing.png"])
+    assert [p.name for p, _ in items] == ["astronaut.jpg", "no_face_cat.jpg", "notes.jpg", "missing.png"]
+    assert [err is None for _, err in items] == [True, True, True, False]
+
+
+def test_json_lines_with_an_error_record(folder, capsys, release_weights):
+    code, out, _ = run(capsys, str(folder), "--json", "--weights", str(release_weights))
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    by_name = {Path(r["path"]).name: r for r in records}
+    assert list(by_name) == ["astronaut.jpg", "no_face_cat.jpg", "notes.jpg"]
+    astro = by_name["astronaut.jpg"]
+    assert astro["faces_found"] == 1 and astro["truncated"] is False and len(astro["faces"]) == 1
+    face = astro["faces"][0]
+    assert face["target"] == face["label"] and len(face["probabilities"]) == 7
+    assert by_name["no_face_cat.jpg"]["faces"] == [] and by_name["no_face_cat.jpg"]["faces_found"] == 0
+    assert set(by_name["notes.jpg"]) == {"path", "error"}
+    assert "not an image" in by_name["notes.jpg"]["error"]
+
+
+def test_out_writes_annotated_images_and_overlays(folder, tmp_path, capsys, release_weights):
+    out_dir = tmp_path / "out"
+    code, out, _ = run(capsys, str(folder / "astronaut.jpg"), str(folder / "no_face_cat.jpg"),
+                       "--cam", "gradcam++", "--target", "happy", "--out", str(out_dir),
+                       "--weights", str(release_weights))
+    assert code == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["astronaut.annotated.png", "astronaut.face0.gradcam++.png", "astronaut.face0.png",
+                     "no_face_cat.annotated.png"]
+    assert Image.open(out_dir / "astronaut.annotated.png").size == (512, 512)
+    assert Image.open(out_dir / "astronaut.face0.gradcam++.png").size == (192, 192)
+    lines = out.splitlines()
+    assert lines[0].startswith(str(folder / "astronaut.jpg") + ": 1 face: ") and "CAM for happy" in lines[0]
+    assert lines[1].endswith("no face found")
+
+
+def test_every_input_failing_exits_non_zero(folder, tmp_path, capsys, release_weights):
+    code, out, err = run(capsys, str(folder / "notes.jpg"), str(tmp_path / "missing.png"), "--json",
+                         "--weights", str(release_weights))
+    assert code == 1
+    assert [set(json.loads(line)) for line in out.splitlines()] == [{"path", "error"}] * 2
+    assert "no image could be analysed" in err
+
+
+def test_usage_errors(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(EXAMPLES), "--cam", "scorecam"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["predict"])
+    assert e.value.code == 2
+    assert main(["predict", str(EXAMPLES), "--weights", str(tmp_path / "none.safetensors")]) == 2
+    assert "cannot load the classifier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_module_entry_point(release_weights):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_demo", "predict", str(EXAMPLES / "astronaut.jpg"), "--json", "--cam", "none",
+         "--weights", str(release_weights)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [record] = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert record["faces_found"] == 1 and record["faces"][0]["target"] is None

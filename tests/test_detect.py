@@ -1,0 +1,137 @@
+"""fer_demo.detect.FaceDetector: MTCNN on a bounded copy, results in original pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from fer_demo import limits
+from fer_demo.detect import MTCNN_MIN_FACE_PX, Face, FaceDetector
+from fer_demo.io import load_image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FACE_COUNTS = {
+    "astronaut.jpg": 1,
+    "grace_hopper.jpg": 1,
+    "grace_hopper_exif_rotated.jpg": 1,
+    "group_three_faces.jpg": 3,
+    "no_face_cat.jpg": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, Image.Image]:
+    return {name: load_image(EXAMPLES / name) for name in FACE_COUNTS}
+
+
+def check_face(face: Face, width: int, height: int) -> None:
+    x1, y1, x2, y2 = face.box
+    assert all(isinstance(v, float) for v in face.box)
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    assert face.landmarks.dtype == np.float32 and face.landmarks.shape == (5, 2)
+    # Landmarks of a frontal face lie inside its box; the eyes above the mouth, left of right.
+    lx, ly = face.landmarks[:, 0], face.landmarks[:, 1]
+    assert ((lx >= x1) & (lx <= x2) & (ly >= y1) & (ly <= y2)).all()
+    left_eye, right_eye, _, mouth_left, mouth_right = face.landmarks
+    assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < min(mouth_left[1], mouth_right[1])
+    assert 0.9 <= face.score <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(FACE_COUNTS))
+def test_face_counts_on_examples(detector, photos, name):
+    image = photos[name]
+    faces = detector.detect(image)
+    assert isinstance(faces, list)
+    assert len(faces) == FACE_COUNTS[name]
+    for face in faces:
+        check_face(face, *image.size)
+    scores = [f.score for f in faces]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_no_face_is_an_empty_list(detector, photos):
+    assert detector.detect(photos["no_face_cat.jpg"]) == []
+    assert detector.detect(Image.new("RGB", (200, 150), (90, 120, 200))) == []
+
+
+def test_exif_rotated_example_finds_the_same_face(detector, photos):
+    [rotated] = detector.detect(photos["grace_hopper_exif_rotated.jpg"])
+    [upright] = detector.detect(photos["grace_hopper.jpg"])
+    np.testing.assert_allclose(rotated.box, upright.box, atol=4)
+
+
+def test_mirrored_image_gives_mirrored_boxes(detector, photos):
+    image = photos["group_three_faces.jpg"]
+    width = image.size[0]
+    faces = detector.detect(image)
+    mirrored = detector.detect(ImageOps.mirror(image))
+    assert len(mirrored) == len(faces) == 3
+    for face in mirrored:
+        check_face(face, *image.size)  # includes: "left eye" is the image-left one
+    expect = sorted((width - f.box[2], f.box[1], width - f.box[0], f.box[3]) for f in faces)
+    got = sorted(f.box for f in mirrored)
+    np.testing.assert_allclose(got, expect, atol=6)
+
+
+def test_boxes_map_back_from_the_detection_copy(photos):
+    """A photo larger than max_side is detected on a copy; boxes come back in its own pixels."""
+    image = photos["astronaut.jpg"]  # 512 px
+    small = FaceDetector(max_side=256)
+    [native] = FaceDetector(max_side=1024).detect(image)
+    [scaled] = small.detect(image)
+    assert small.detection_size(*image.size) == (256, 256, 0.5)
+    np.testing.assert_allclose(scaled.box, native.box, atol=8)
+    np.testing.assert_allclose(scaled.landmarks, native.landmarks, atol=5)
+    big = image.resize((1536, 1536), Image.BILINEAR)  # 3x: detected on a 640 px copy
+    [face] = FaceDetector().detect(big)
+    np.testing.assert_allclose(face.box, np.array(native.box) * 3, atol=15)
+    np.testing.assert_allclose(face.landmarks, (native.landmarks + 0.5) * 3 - 0.5, atol=9)
+
+
+def test_detection_size_and_min_face():
+    det = FaceDetector(max_side=640, min_face_frac=1 / 12)
+    assert det.detection_size(640, 480) == (640, 480, 1.0)
+    w, h, s = det.detection_size(1920, 1080)
+    assert (w, h) == (640, 360) and s == pytest.approx(1 / 3)
+    assert det.min_face_px(640, 480) == 40
+    assert det.min_face_px(640, 360) == 30
+    assert det.min_face_px(100, 80) == MTCNN_MIN_FACE_PX  # never below MTCNN's floor
+    assert FaceDetector().max_side == limits.DETECT_MAX_SIDE
+
+
+def test_min_face_frac_skips_small_faces(photos):
+    """The astronaut's face is ~115 px of a 512 px photo (22%): found at 1/12, not when the
+    smallest face searched for is 60% of the photo (MTCNN's box regression finds faces down to
+    ~2/3 of its min_face_size, so the margin is wide)."""
+    image = photos["astronaut.jpg"]
+    assert len(FaceDetector(min_face_frac=1 / 12).detect(image)) == 1
+    assert FaceDetector(min_face_frac=0.6).detect(image) == []
+
+
+def test_accepts_rgb_arrays(detector, photos):
+    image = photos["astronaut.jpg"]
+    [a] = detector.detect(np.asarray(image))
+    [b] = detector.detect(image)
+    np.testing.assert_allclose(a.box, b.box)
+
+
+@pytest.mark.parametrize("bad", [Image.new("L", (64, 64)), np.zeros((64, 64), np.uint8), "face.jpg"])
+def test_rejects_non_rgb_input(detector, bad):
+    with pytest.raises((TypeError, ValueError)):
+        detector.detect(bad)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_side": 10}, {"min_face_frac": 1.5}, {"thresholds": (0.6, 0.7)},
+                                    {"min_score": 2.0}])
+def test_invalid_settings(kwargs):
+    with pytest.raises(ValueError):
+        FaceDetector(**kwargs)
