@@ -87,16 +87,22 @@ def cmd_export(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    if args.command == "fit":
-        from train.fit import fit
+    from fer_demo.model import ImageNetWeightsUnavailable
+    from fer_demo.weights import ModelFileError
+    from train.data import DataError
+    from train.fit import ResumeError, fit
 
-        metrics = fit(config_from_args(args), resume=args.resume, device=args.device)
-        print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "epoch")}))
-    elif args.command == "evaluate":
-        cmd_evaluate(args)
-    elif args.command == "export":
-        cmd_export(args)
+    try:
+        if args.command == "fit":
+            metrics = fit(config_from_args(args), resume=args.resume, device=args.device)
+            print(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1", "epoch")}))
+        elif args.command == "evaluate":
+            cmd_evaluate(args)
+        elif args.command == "export":
+            cmd_export(args)
+    except (DataError, ModelFileError, ResumeError, ImageNetWeightsUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

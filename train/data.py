@@ -52,11 +52,12 @@ class FaceDataset:
         return torch.bincount(self.labels, minlength=len(EMOTIONS)).tolist()
 
     def fingerprint(self) -> str:
-        """sha256 over labels and pixels: the same data gives the same string, on any layout."""
-        h = hashlib.sha256()
-        h.update(self.labels.numpy().astype("<i8").tobytes())
-        h.update(self.images.numpy().tobytes())
-        return h.hexdigest()
+        """sha256 over the sorted per-sample (label, pixels) digests: the same samples give the
+        same string in any order and either layout (CSV or lossless PNG folders)."""
+        labels = self.labels.numpy().astype("<i8")
+        images = self.images.numpy()
+        digests = sorted(hashlib.sha256(labels[i].tobytes() + images[i].tobytes()).digest() for i in range(len(labels)))
+        return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def load_split(root: str | Path, split: str, progress: bool = True) -> FaceDataset:
@@ -125,7 +126,7 @@ def load_folder(root: str | Path, split: str, progress: bool = True) -> FaceData
 def load_csv(path: str | Path, split: str, progress: bool = True) -> FaceDataset:
     """Read the rows of ``split`` (train/test/private = Training/PublicTest/PrivateTest).
 
-    Every row is checked: a wrong header, a label outside 0-6, a pixel count other than
+    Every row of the requested split is checked (other rows only for their Usage): a wrong header, a label outside 0-6, a pixel count other than
     2,304 or a non-integer pixel raises ``DataError`` naming the line.
     """
     path = Path(path)

@@ -1,0 +1,244 @@
+"""Training loop (train.fit): a tiny real fit, exact resume after a crash, resume refusals, class weights.
+
+The model is the real VGG19-BN (~20M parameters, ~10 images/s on a busy 2-core CPU), so the
+datasets are tiny: 3 visually separable classes x 16 training images, batch 16, 2 epochs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train.fit as train_fit
+from fer_demo.weights import load_model
+from train.config import TrainConfig
+from train.fit import CHECKPOINT, ResumeError, class_weights, fit
+from train_helpers import learnable_dataset
+
+pytestmark = pytest.mark.slow
+
+CLASSES = (0, 3, 6)  # angry, happy, neutral
+OUTPUTS = ["config.json", "checkpoint.pt", "best.safetensors", "best.json", "history.csv", "curves.png",
+           "metrics.json", "confusion.png"]
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return learnable_dataset(tmp_path_factory.mktemp("fer") / "fer2013", CLASSES, n_train_per_class=16,
+                             n_test_per_class=3, seed=0)
+
+
+def tiny_config(data_root, out, **kw) -> TrainConfig:
+    # The release recipe (optimizer, LR schedule, clipping, augmentation) on a tiny run.
+    base = dict(data=str(data_root), out=str(out), epochs=2, batch_size=16, limit_eval=6,
+                eval_batch_size=64, precision="fp32", channels_last=True, seed=0, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def run_a(data_root, tmp_path_factory):
+    """An uninterrupted 2-epoch run (shared; tests below only read it)."""
+    out = tmp_path_factory.mktemp("run") / "a"
+    cfg = tiny_config(data_root, out)
+    metrics = fit(cfg, device="cpu")
+    return cfg, out, metrics
+
+
+def read_history(out):
+    with open(out / "history.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_ckpt(out):
+    return torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+def test_tiny_fit_writes_every_output_and_learns(run_a):
+    cfg, out, metrics = run_a
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.tmp"))
+    for png in ("curves.png", "confusion.png"):
+        with Image.open(out / png) as im:
+            assert im.format == "PNG"
+
+    hist = read_history(out)
+    assert [int(r["epoch"]) for r in hist] == [1, 2]
+    losses = [float(r["train_loss"]) for r in hist]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0], losses  # it learns: the last epoch's loss is below the first's
+
+    info = json.loads((out / "config.json").read_text())
+    assert info["epochs"] == 2 and info["resolved_precision"] == "fp32" and info["device"] == "cpu"
+    assert info["train_size"] == 48 and info["eval_size"] == 6
+    assert info["class_counts"] == [16, 0, 0, 16, 0, 0, 16]
+    assert set(info["fingerprints"]) == {"train", "test"}
+
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == metrics
+    assert metrics["num_images"] == 6 and metrics["split"] == "test" and metrics["epoch"] in (1, 2)
+    assert metrics["accuracy"] == pytest.approx(max(float(r["val_acc"]) for r in hist), abs=1e-5)
+    assert sum(map(sum, metrics["confusion_matrix"])) == 6
+
+    ckpt = load_ckpt(out)
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["config"] == cfg.to_dict()
+
+    # best.safetensors is a loadable float32 model file whose card carries the run.
+    model, card = load_model(out / "best.safetensors")
+    assert card.extra["metrics"]["accuracy"] == metrics["accuracy"]
+    assert card.extra["training"]["fingerprints"] == info["fingerprints"]
+    if metrics["epoch"] == 2:  # the best epoch is the last: the file holds the checkpoint's weights
+        for k, v in ckpt["model"].items():
+            assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_resume_after_crash_is_bitwise_identical(run_a, data_root, tmp_path, monkeypatch):
+    cfg_a, out_a, metrics_a = run_a
+    out_b = tmp_path / "b"
+    cfg_b = tiny_config(data_root, out_b)
+
+    # Crash in the middle of epoch 2: after epoch 1's checkpoint and after one optimiser step of epoch 2
+    # (so the in-memory model, optimiser, scheduler and RNG have moved on past the checkpoint).
+    real = train_fit.train_one_epoch
+    calls = {"epochs": 0, "batches": 0}
+
+    def crashing(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs):
+        calls["epochs"] += 1
+        if calls["epochs"] < 2:
+            return real(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs)
+
+        def augment_then_crash(faces, generator):
+            calls["batches"] += 1
+            if calls["batches"] == 2:
+                raise SimulatedCrash("killed during epoch 2")
+            return augment(faces, generator)
+
+        return real(model, data, optimizer, scheduler, criterion, augment_then_crash, *args, **kwargs)
+
+    monkeypatch.setattr(train_fit, "train_one_epoch", crashing)
+    with pytest.raises(SimulatedCrash):
+        fit(cfg_b, device="cpu")
+    assert calls == {"epochs": 2, "batches": 2}
+    after_crash = load_ckpt(out_b)
+    assert after_crash["epoch"] == 1 and len(read_history(out_b)) == 1
+    monkeypatch.setattr(train_fit, "train_one_epoch", real)
+
+    fit(cfg_b, resume=True, device="cpu")
+
+    a, b = load_ckpt(out_a), load_ckpt(out_b)
+    assert a["epoch"] == b["epoch"] == 2
+    assert set(a["model"]) == set(b["model"])
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    # The optimiser's state (moments, step counts) and the schedule continue exactly as well.
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for i, sa in a["optimizer"]["state"].items():
+        sb = b["optimizer"]["state"][i]
+        assert sa.keys() == sb.keys() and sa
+        for name in sa:
+            assert torch.equal(torch.as_tensor(sa[name]), torch.as_tensor(sb[name])), (i, name)
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    timing = ("images_per_s", "epoch_seconds")
+    ha = [{k: v for k, v in r.items() if k not in timing} for r in read_history(out_a)]
+    hb = [{k: v for k, v in r.items() if k not in timing} for r in read_history(out_b)]
+    assert ha == hb
+    assert json.loads((out_b / "metrics.json").read_text()) == metrics_a
+    best_a, _ = load_model(out_a / "best.safetensors")
+    best_b, _ = load_model(out_b / "best.safetensors")
+    for k, v in best_a.state_dict().items():
+        assert torch.equal(best_b.state_dict()[k], v), k
+
+    # Resuming a finished run trains nothing and changes nothing.
+    before = (out_b / CHECKPOINT).read_bytes()
+    assert fit(cfg_b, resume=True, device="cpu") == metrics_a
+    assert (out_b / CHECKPOINT).read_bytes() == before
+    assert len(read_history(out_b)) == 2
+
+
+def test_resume_without_checkpoint(data_root, tmp_path):
+    with pytest.raises(ResumeError, match="no checkpoint.pt"):
+        fit(tiny_config(data_root, tmp_path / "fresh"), resume=True, device="cpu")
+    assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize("change", [{"lr": 0.01}, {"epochs": 3}, {"seed": 1}, {"limit_eval": None}, {"erase_p": 0.0},
+                                    {"optimizer": "sgd"}])
+def test_resume_with_a_different_config(run_a, data_root, change):
+    _, out, _ = run_a
+    before = (out / CHECKPOINT).read_bytes()
+    with pytest.raises(ResumeError, match=r"config differs.*" + next(iter(change))):
+        fit(tiny_config(data_root, out, **change), resume=True, device="cpu")
+    assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_with_changed_data(run_a, data_root, tmp_path):
+    _, out, _ = run_a
+    changed = tmp_path / "fer2013"
+    shutil.copytree(data_root, changed)
+    victim = sorted((changed / "train" / "happy").iterdir())[0]
+    arr = np.asarray(Image.open(victim)).copy()
+    arr[0, 0] ^= 0xFF
+    Image.fromarray(arr).save(victim)
+    before = (out / CHECKPOINT).read_bytes()
+    # Only the data path changes, which resume allows; the content check must catch it.
+    with pytest.raises(ResumeError, match="dataset at .* changed since the checkpoint"):
+        fit(tiny_config(changed, out), resume=True, device="cpu")
+    assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_refuses_a_pickle_checkpoint(data_root, tmp_path):
+    """checkpoint.pt is read with weights_only=True: a planted pickle with code is not run."""
+    out = tmp_path / "run"
+    out.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.mkdir, (str(marker),))
+
+    (out / CHECKPOINT).write_bytes(pickle.dumps({"model": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError):
+        fit(tiny_config(data_root, out), resume=True, device="cpu")
+    assert not marker.exists()
+
+
+def test_batch_larger_than_training_set(data_root, tmp_path):
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the training set"):
+        fit(tiny_config(data_root, tmp_path / "r", batch_size=64), device="cpu")
+
+
+def test_invalid_optimizer(data_root, tmp_path):
+    with pytest.raises(ValueError, match="Invalid optimizer 'lamb'"):
+        fit(tiny_config(data_root, tmp_path / "r", optimizer="lamb"), device="cpu")
+
+
+def test_class_weights():
+    counts = [400, 40, 200, 4000, 1000, 300, 0]
+    w = class_weights(counts, 0.5)
+    assert w.dtype == torch.float32 and w.shape == (7,) and torch.isfinite(w).all()
+    # Monotone in rarity: fewer images -> larger weight (the empty class counts as 1 image).
+    order = np.argsort(counts, kind="stable")
+    assert all(w[order[i]] > w[order[i + 1]] for i in range(6))
+    # Normalised so the sample-weighted mean weight is 1 (the loss scale is unchanged).
+    c = torch.tensor(counts, dtype=torch.float64).clamp(min=1)
+    assert float((w.double() * c).sum() / c.sum()) == pytest.approx(1.0, rel=1e-6)
+    # Ratios follow (n_max / n_c) ** power.
+    assert float(w[1] / w[3]) == pytest.approx((4000 / 40) ** 0.5, rel=1e-5)
+    # A stronger power spreads them further; power 0 is plain cross-entropy.
+    assert float(class_weights(counts, 1.0)[1] / class_weights(counts, 1.0)[3]) > float(w[1] / w[3])
+    assert torch.equal(class_weights(counts, 0.0), torch.ones(7))
+    assert torch.allclose(class_weights([5] * 7, 0.7), torch.ones(7))

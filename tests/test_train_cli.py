@@ -1,0 +1,183 @@
+"""Command line (python -m train evaluate / export) on toy models whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from fer_demo.model import EMOTIONS, FERNet, build_model
+from fer_demo.transforms import eval_transform
+from fer_demo.weights import ModelCard, card_path, load_model, save_model
+from train.__main__ import RELEASE_NAME, main
+from train.metrics import classification_metrics, plot_history
+from train_helpers import noise_face, write_csv, write_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+SURPRISE = EMOTIONS.index("surprise")
+PER_CLASS = 2
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(7)
+    samples = [(c, noise_face(rng)) for _ in range(PER_CLASS) for c in range(len(EMOTIONS))]
+    return write_folder(tmp_path_factory.mktemp("fer") / "fer2013", {"test": samples, "train": samples[:7]})
+
+
+@pytest.fixture(scope="module")
+def csv_data(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(8)
+    rows = [(c, noise_face(rng), usage) for usage in ("Training", "PublicTest", "PrivateTest") for c in range(7)]
+    return write_csv(tmp_path_factory.mktemp("csv") / "fer2013.csv", rows)
+
+
+@pytest.fixture(scope="module")
+def toy_weights(tmp_path_factory) -> Path:
+    """A random model with a wide head (varied predictions), saved as the release format (fp16)."""
+    torch.manual_seed(1)
+    model = build_model()
+    with torch.no_grad():
+        model.classifier[-1].weight.normal_(0, 1.0)
+    return save_model(model, tmp_path_factory.mktemp("toy") / "toy.safetensors", ModelCard.current(note="toy"))
+
+
+def always(label: int) -> FERNet:
+    """A model that predicts ``label`` for every image: zero head weights, a one-hot bias."""
+    torch.manual_seed(2)
+    model = build_model()
+    with torch.no_grad():
+        model.classifier[-1].weight.zero_()
+        model.classifier[-1].bias.zero_()
+        model.classifier[-1].bias[label] = 5.0
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def surprise_weights(tmp_path_factory) -> Path:
+    return save_model(always(SURPRISE), tmp_path_factory.mktemp("known") / "surprise.safetensors", ModelCard.current())
+
+
+def expected_confusion(weights: Path, split_dir: Path) -> np.ndarray:
+    """Independent reference: our own file walk, PIL decode, eval_transform and argmax."""
+    model, _ = load_model(weights)
+    cm = np.zeros((7, 7), dtype=np.int64)
+    for class_dir in split_dir.iterdir():
+        true = EMOTIONS.index(class_dir.name)
+        for f in class_dir.glob("*.png"):
+            face = torch.from_numpy(np.array(Image.open(f).convert("L"))).unsqueeze(0)
+            with torch.no_grad():
+                pred = int(model(eval_transform(face)).argmax(1))
+            cm[true, pred] += 1
+    return cm
+
+
+def run_main(capsys, *argv) -> dict:
+    assert main(list(map(str, argv))) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_subprocess_prints_json_matching_independent_predictions(toy_weights, data_root):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "train", "evaluate", "--weights", str(toy_weights), "--data",
+                           str(data_root)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    cm = expected_confusion(toy_weights, data_root / "test")
+    assert metrics["confusion_matrix"] == cm.tolist()
+    assert metrics["num_images"] == 7 * PER_CLASS and metrics["split"] == "test" and metrics["tta"] == "none"
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert metrics["weights"] == str(toy_weights)
+    assert metrics["classes"] == list(EMOTIONS)
+
+
+def test_evaluate_known_model_puts_every_count_in_one_column(surprise_weights, data_root, capsys):
+    expected = np.zeros((7, 7), dtype=np.int64)
+    expected[:, SURPRISE] = PER_CLASS
+    for tta in ([], ["--tta", "flip"], ["--tta"], ["--tta", "tencrop"]):
+        m = run_main(capsys, "evaluate", "--weights", surprise_weights, "--data", data_root, *tta)
+        assert m["confusion_matrix"] == expected.tolist(), tta
+        assert m["accuracy"] == pytest.approx(1 / 7)
+        assert m["per_class"]["surprise"]["recall"] == 1.0
+        assert m["per_class"]["surprise"]["precision"] == pytest.approx(1 / 7)
+        assert m["tta"] == {(): "none", ("--tta", "flip"): "flip", ("--tta",): "flip",
+                            ("--tta", "tencrop"): "tencrop"}[tuple(tta)]
+
+
+def test_evaluate_tta_flip_on_toy_model(toy_weights, data_root, capsys):
+    m = run_main(capsys, "evaluate", "--weights", toy_weights, "--data", data_root, "--tta", "flip", "--batch-size", "5")
+    assert m["tta"] == "flip" and m["num_images"] == 7 * PER_CLASS
+    # Independent reference for flip TTA: mean of the two views' probabilities.
+    model, _ = load_model(toy_weights)
+    cm = np.zeros((7, 7), dtype=np.int64)
+    for class_dir in (data_root / "test").iterdir():
+        for f in class_dir.glob("*.png"):
+            x = eval_transform(torch.from_numpy(np.array(Image.open(f))).unsqueeze(0))
+            with torch.no_grad():
+                p = model(x).softmax(1) + model(x.flip(-1)).softmax(1)
+            cm[EMOTIONS.index(class_dir.name), int(p.argmax(1))] += 1
+    assert m["confusion_matrix"] == cm.tolist()
+
+
+def test_evaluate_csv_private_split(surprise_weights, csv_data, capsys):
+    m = run_main(capsys, "evaluate", "--weights", surprise_weights, "--data", csv_data, "--split", "private")
+    assert m["split"] == "private" and m["source"].endswith("PrivateTest") and m["num_images"] == 7
+    assert [row[SURPRISE] for row in m["confusion_matrix"]] == [1] * 7
+
+
+def make_run(run: Path, data_root: Path) -> tuple[FERNet, dict]:
+    """A run directory like ``python -m train fit`` leaves, without training: best.safetensors (float32)
+    with its card, history.csv and curves.png."""
+    model = always(SURPRISE)
+    metrics = classification_metrics([0, 1, 2, 3], [5, 5, 5, 5], split="test", source="toy")
+    metrics.update(epoch=3, data=str(data_root), tta="none")
+    save_model(model, run / "best.safetensors", ModelCard.current(training={"data": str(data_root), "epochs": 3},
+                                                                  metrics=metrics), dtype=torch.float32)
+    rows = [{"epoch": e, "train_loss": 2.0 - 0.1 * e, "train_acc": 0.2, "val_loss": 1.9, "val_acc": 0.25}
+            for e in (1, 2, 3)]
+    (run / "history.csv").write_text("epoch,train_loss\n1,2.0\n")
+    plot_history(rows, run / "curves.png")
+    return model, metrics
+
+
+def test_export_no_eval_writes_release(tmp_path, data_root, capsys):
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    model, metrics = make_run(run, data_root)
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--no-eval"]) == 0
+    assert "accuracy 0.0000" in capsys.readouterr().out
+    dest = dest_dir / RELEASE_NAME
+    for name in (RELEASE_NAME, "fer_vgg19.json", "metrics.json", "confusion.png", "history.csv", "curves.png"):
+        assert (dest_dir / name).is_file(), name
+    assert card_path(dest) == dest_dir / "fer_vgg19.json"
+    with safe_open(str(dest), "pt") as f:
+        assert f.get_tensor("features.0.weight").dtype == torch.float16
+    assert json.loads((dest_dir / "metrics.json").read_text()) == metrics
+    with Image.open(dest_dir / "confusion.png") as im:
+        assert im.format == "PNG"
+    shipped, card = load_model(dest)
+    assert card.extra["metrics"] == metrics and card.extra["training"]["epochs"] == 3
+    for k, v in model.state_dict().items():
+        want = v.half().float() if v.is_floating_point() else v
+        assert torch.equal(shipped.state_dict()[k], want), k
+
+
+def test_export_rescores_the_fp16_weights(tmp_path, data_root, capsys):
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    assert main(["export", "--run", str(run), "--to", str(dest_dir)]) == 0
+    capsys.readouterr()
+    m = json.loads((dest_dir / "metrics.json").read_text())
+    # Re-scored on the run's data (test split), not copied from the card.
+    assert m["num_images"] == 7 * PER_CLASS and m["weights_dtype"] == "float16" and m["epoch"] == 3
+    assert [row[SURPRISE] for row in m["confusion_matrix"]] == [PER_CLASS] * 7
+    assert m["accuracy_tta_flip"] == pytest.approx(1 / 7) and "accuracy_tta_tencrop" not in m
+    _, card = load_model(dest_dir / RELEASE_NAME)
+    assert card.extra["metrics"] == m
