@@ -14,7 +14,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 
 from fer_demo.weights import ModelCard, load_model, save_model
 from train.config import add_config_args, config_from_args
