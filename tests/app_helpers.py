@@ -1,0 +1,129 @@
+"""Helpers for the app tests: a generated release folder, an in-process server, a fake webcam.
+
+The generated release holds the shipped weights file and card plus a ``metrics.json`` made by
+``train.metrics.classification_metrics`` (the function training uses), so the model page is
+tested on the real file format without waiting for a training run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from fer_demo.model import EMOTIONS
+from fer_demo.weights import card_path
+from train.config import TrainConfig
+from train.metrics import classification_metrics, plot_confusion, plot_history
+
+# A FER2013 PublicTest-sized evaluation: per-class support of the real split.
+SUPPORT = (467, 56, 496, 895, 653, 415, 607)
+
+
+def fake_metrics(seed: int = 0, accuracy: float = 0.66) -> dict:
+    """metrics.json content as ``python -m train export`` writes it, from synthetic predictions."""
+    rng = np.random.default_rng(seed)
+    y_true = np.repeat(np.arange(len(EMOTIONS)), SUPPORT)
+    y_pred = np.where(rng.random(len(y_true)) < accuracy, y_true, rng.integers(0, len(EMOTIONS), len(y_true)))
+    metrics = classification_metrics(y_true.tolist(), y_pred.tolist(), split="test", source="fer2013/test")
+    metrics.update(tta="none", epoch=3, data="../shared/data/fer2013", weights_dtype="float16",
+                   accuracy_tta_flip=round(metrics["accuracy"] + 0.01, 4))
+    return metrics
+
+
+def make_release(dest: Path, weights: Path, metrics: bool = True, plots: bool = True) -> Path:
+    """A release folder like ``weights/``: returns the path of its ``.safetensors`` file.
+
+    ``metrics``: also write metrics.json (and put it in the card, as export does); ``plots``:
+    also confusion.png, history.csv and curves.png.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / weights.name
+    shutil.copy(weights, target)
+    card = json.loads(card_path(weights).read_text())
+    for key in ("note", "training", "metrics"):  # whatever the shipped card says, write our own
+        card.pop(key, None)
+    cfg = TrainConfig()
+    card["training"] = {**cfg.to_dict(), "device": "cpu", "resolved_precision": "fp32",
+                        "fingerprints": {"train": "a" * 64, "test": "b" * 64}, "train_size": 28709,
+                        "eval_size": sum(SUPPORT), "class_counts": [3995, 436, 4097, 7215, 4830, 3171, 4965],
+                        "class_weights": [1.0] * len(EMOTIONS), "torch": "test", "code_version": "test"}
+    if metrics:
+        m = fake_metrics()
+        card["metrics"] = m
+        (dest / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        if plots:
+            plot_confusion(m["confusion_matrix"], dest / "confusion.png", f"test — accuracy {m['accuracy']:.4f}")
+    if plots:
+        rows = [{"epoch": e, "train_loss": 1.9 - 0.2 * e, "train_acc": 0.3 + 0.1 * e, "val_loss": 1.8 - 0.15 * e,
+                 "val_acc": 0.35 + 0.1 * e, "val_macro_f1": 0.3 + 0.1 * e, "images_per_s": 30.0,
+                 "epoch_seconds": 900.0, "lr_end": 0.001} for e in range(1, 4)]
+        with open(dest / "history.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        plot_history(rows, dest / "curves.png")
+    card_path(target).write_text(json.dumps(card, indent=2) + "\n")
+    return target
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(demo, host: str = "127.0.0.1") -> Iterator[str]:
+    """Queue and launch ``demo`` in this process the way ``app.main`` does, on a free port; yields its URL."""
+    import app
+
+    settings = {**app.launch_settings(), "server_name": host, "server_port": free_port(), "quiet": True,
+                "prevent_thread_lock": True}
+    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.launch(**settings)
+    url = f"http://{host}:{settings['server_port']}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not answer at {url}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        demo.close()
+
+
+def write_y4m(photo: Path, dest: Path, width: int = 640, height: int = 480, frames: int = 15) -> Image.Image:
+    """A YUV4MPEG2 (4:2:0, JPEG range) video of ``photo`` for Chromium's fake webcam.
+
+    The photo is scaled to fit the frame and placed against its LEFT edge on a gray canvas, so a
+    mirrored snapshot puts the face in the right half. Returns the (unmirrored) RGB frame.
+    """
+    im = Image.open(photo).convert("RGB")
+    im.thumbnail((width, height))
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(im, (0, (height - im.height) // 2))
+    y, cb, cr = canvas.convert("YCbCr").split()
+    half = (width // 2, height // 2)
+    u = cb.resize(half, Image.Resampling.BILINEAR)
+    v = cr.resize(half, Image.Resampling.BILINEAR)
+    frame = b"FRAME\n" + y.tobytes() + u.tobytes() + v.tobytes()
+    with open(dest, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        fh.write(frame * frames)
+    return canvas

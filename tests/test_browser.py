@@ -1,0 +1,213 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
+
+The server runs in this process on a free port; the browser opens it as http://localhost (a
+secure context, which the webcam needs). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from app_helpers import fake_metrics, make_release, serve, write_y4m
+from PIL import Image
+
+import app
+from fer_demo.model import EMOTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ASTRONAUT = EXAMPLES / "astronaut.jpg"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+FIRST_RESULT_MS = 120_000  # the first analysis loads lazily and the CPU may be shared
+UI_MS = 30_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def url(release_weights, tmp_path_factory, chromium):
+    """The app: the real predictor on the shipped weights; the model page from a generated release."""
+    from fer_demo.pipeline import Predictor
+
+    page_release = make_release(tmp_path_factory.mktemp("release"), release_weights)
+    demo = app.build_demo(Predictor(weights_path=release_weights), weights=page_release)
+    with serve(demo) as address:
+        yield address.replace("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+def launch(playwright_instance, chromium: Path, *extra_args: str):
+    return playwright_instance.chromium.launch(executable_path=str(chromium), headless=True,
+                                               args=["--no-sandbox", *extra_args])
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_instance, chromium):
+    b = launch(playwright_instance, chromium)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    page.locator("#analyze-button").wait_for(timeout=UI_MS)
+    yield page
+    context.close()
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+    page.locator("#photo img").first.wait_for(timeout=UI_MS)  # the preview of the upload
+
+
+def analyze_and_wait(page) -> dict:
+    """Press Analyze, wait for the outputs, return the downloadable result JSON."""
+    page.locator("#analyze-button").click()
+    page.locator("#faces-gallery img").first.wait_for(timeout=FIRST_RESULT_MS)
+    link = page.locator("#result-file a[href]").first
+    link.wait_for(state="attached", timeout=UI_MS)
+    href = link.get_attribute("href")
+    response = httpx.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"),
+                         timeout=30)
+    response.raise_for_status()
+    return json.loads(response.text)
+
+
+def check_face_shown(page, result: dict) -> None:
+    assert len(result["faces"]) == 1, result
+    face = result["faces"][0]
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    caption = f"face 1: {face['label']} {face['confidence']:.0%}"
+    assert caption in page.locator("#annotated").inner_text()  # the box's label in the legend
+    bars = page.locator("#probabilities").inner_text()
+    assert all(e in bars for e in EMOTIONS)
+    assert "1 face found" in page.locator("#summary").inner_text()
+    assert page.locator("#faces-gallery img").count() == 3  # input, heatmap, heatmap in the photo
+    table = page.locator("#faces-table").inner_text()
+    assert all(e in table for e in EMOTIONS) and face["label"] in table
+
+
+def test_analyze_an_uploaded_photo(page, artifacts):
+    upload(page, ASTRONAUT)
+    result = analyze_and_wait(page)
+    check_face_shown(page, result)
+    assert result["image_size"] == list(Image.open(ASTRONAUT).size)
+    for img in page.locator("#annotated img").all():  # photo and box mask actually decoded
+        assert img.evaluate("el => el.complete && el.naturalWidth > 0")
+    page.screenshot(path=str(artifacts / "app_analyze.png"), full_page=True)
+
+
+def test_group_photo_every_face_and_gallery_click(page, artifacts):
+    upload(page, EXAMPLES / "group_three_faces.jpg")
+    result = analyze_and_wait(page)
+    faces = result["faces"]
+    assert len(faces) == 3
+    legend = page.locator("#annotated").inner_text()
+    assert all(f"face {i + 1}: {f['label']} {f['confidence']:.0%}" in legend for i, f in enumerate(faces))
+    assert page.locator("#faces-gallery img").count() == 9
+    assert page.locator("#faces-table [role=row]").count() == 1 + 3  # header and one row per face
+    # Clicking face 3's thumbnail shows face 3's probabilities.
+    page.locator("#faces-gallery button.thumbnail-item, #faces-gallery .thumbnail-item").nth(6).click()
+    page.locator("#probabilities").get_by_text("face 3: probabilities").wait_for(timeout=UI_MS)
+    page.screenshot(path=str(artifacts / "app_group.png"), full_page=True)
+
+
+def test_no_face_and_bad_file_keep_the_app_usable(page, artifacts, tmp_path):
+    upload(page, EXAMPLES / "no_face_cat.jpg")
+    page.locator("#analyze-button").click()
+    page.get_by_text("No face found in this photo").first.wait_for(timeout=FIRST_RESULT_MS)
+    page.locator("#summary").get_by_text("No face found").wait_for(timeout=UI_MS)
+
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is a text file, not a photo\n")
+    page.locator("#photo button[aria-label='Remove Image']").first.click()
+    page.locator("#photo input[type=file]").set_input_files(str(bad))
+    page.wait_for_timeout(1000)
+    page.locator("#analyze-button").click()
+    page.get_by_text("not an image (or an unsupported format)").first.wait_for(timeout=FIRST_RESULT_MS)
+    assert page.get_by_text("Traceback").count() == 0
+    page.screenshot(path=str(artifacts / "app_bad_file.png"), full_page=True)
+
+    page.locator("#photo button[aria-label='Remove Image']").first.click()
+    upload(page, ASTRONAUT)
+    check_face_shown(page, analyze_and_wait(page))
+
+
+def test_model_page_shows_metrics_confusion_and_per_class_table(page, artifacts):
+    page.get_by_role("tab", name="Model").click()
+    confusion = page.locator("#confusion-matrix img").first
+    confusion.wait_for(timeout=UI_MS)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=confusion.element_handle(),
+                           timeout=UI_MS)
+    m = fake_metrics()
+    headline = page.locator("#model-metrics").inner_text()
+    assert f"Accuracy {m['accuracy']:.1%}" in headline and f"{m['num_images']:,}" in headline
+    table = page.locator("#per-class-table")
+    table.wait_for(timeout=UI_MS)
+    text = table.inner_text()
+    assert all(e in text for e in EMOTIONS)
+    assert all(str(c["support"]) in text for c in m["per_class"].values())
+    page.screenshot(path=str(artifacts / "app_model.png"), full_page=True)
+
+
+def test_about_page_has_limits_responsible_use_and_client_snippet(page):
+    page.get_by_role("tab", name="About").click()
+    about = page.locator("#about")
+    about.get_by_text("Responsible use").wait_for(timeout=UI_MS)
+    text = about.inner_text()
+    assert "not a felt emotion" in text and "Privacy" in text and 'api_name="/predict"' in text
+
+
+def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifacts, tmp_path):
+    video = tmp_path / "astronaut.y4m"
+    write_y4m(ASTRONAUT, video)  # astronaut against the LEFT edge of a 640x480 frame
+    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
+                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(url)
+        page.locator("#analyze-button").wait_for(timeout=UI_MS)
+        page.locator("#photo button[aria-label='Capture from camera']").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.locator("#photo video").wait_for(timeout=UI_MS)
+        page.wait_for_function("() => { const v = document.querySelector('#photo video');"
+                               " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=UI_MS)
+        page.locator("#photo button[aria-label='capture photo']").click()
+        page.locator("#photo img").first.wait_for(timeout=UI_MS)
+        result = analyze_and_wait(page)
+        check_face_shown(page, result)
+        assert result["image_size"] == [640, 480]  # the camera frame, not a resized copy
+        x1, _, x2, _ = result["faces"][0]["box"]
+        # Gradio mirrors webcam snapshots by default (WebcamOptions(mirror=True)): the face that
+        # is on the left of the camera frame arrives on the right.
+        assert (x1 + x2) / 2 > 320
+        page.screenshot(path=str(artifacts / "app_webcam.png"), full_page=True)
+        context.close()
+    finally:
+        browser.close()

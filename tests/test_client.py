@@ -1,0 +1,104 @@
+"""The app over HTTP: a real server (in this process) and ``gradio_client``, as an API user sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from app_helpers import serve
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+import app
+from fer_demo import limits
+from fer_demo.io import InvalidImageError, load_image
+from fer_demo.model import EMOTIONS
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ASTRONAUT = EXAMPLES / "astronaut.jpg"
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def url(release_weights):
+    from fer_demo.pipeline import Predictor
+
+    demo = app.build_demo(Predictor(weights_path=release_weights), weights=release_weights)
+    with serve(demo) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def client(url) -> Client:
+    return Client(url, verbose=False)
+
+
+def check_one_face(result: dict) -> dict:
+    assert result["faces_found"] == 1 and len(result["faces"]) == 1, result
+    face = result["faces"][0]
+    assert set(face["probabilities"]) == set(EMOTIONS)
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+    width, height = result["image_size"]
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    return face
+
+
+def test_api_has_one_documented_endpoint(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/predict"]
+    params = [p["parameter_name"] for p in endpoints["/predict"]["parameters"]]
+    assert params == ["image", "cam", "target", "tta"]
+
+
+def test_round_trip_one_face(client):
+    result = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
+    face = check_one_face(result)
+    assert face["target"] == face["label"]  # default: Grad-CAM of the predicted class
+    assert result["settings"] == {"cam": app.DEFAULT_CAM, "target": None, "tta": "none"}
+
+
+def test_round_trip_with_options(client):
+    result = client.predict(handle_file(str(ASTRONAUT)), "eigencam", "sad", "flip", api_name="/predict")
+    face = check_one_face(result)
+    assert face["target"] == "sad" and result["cam"] == "eigencam"
+    assert result["settings"] == {"cam": "eigencam", "target": "sad", "tta": "flip"}
+
+
+def test_no_face_is_an_empty_result_not_an_error(client):
+    result = client.predict(handle_file(str(EXAMPLES / "no_face_cat.jpg")), api_name="/predict")
+    assert result["faces"] == [] and result["faces_found"] == 0
+
+
+def test_bad_file_gives_the_clear_message_and_the_server_keeps_serving(client, tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is a text file, not a photo\n")
+    with pytest.raises(InvalidImageError) as expected:
+        load_image(bad)
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    assert str(e.value) == str(expected.value)
+    assert "Traceback" not in str(e.value)
+    check_one_face(client.predict(handle_file(str(ASTRONAUT)), api_name="/predict"))
+
+
+def test_invalid_option_is_refused_clearly(client):
+    with pytest.raises(AppError, match="Unknown test-time augmentation 'zoom'"):
+        client.predict(handle_file(str(ASTRONAUT)), "gradcam", "predicted", "zoom", api_name="/predict")
+
+
+def test_upload_over_the_limit_is_refused_before_the_app(client, url, tmp_path):
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as fh:
+        fh.truncate(limits.MAX_UPLOAD_BYTES + 1)
+    # The client reads the limit from the server's config and refuses to send...
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {limits.MAX_UPLOAD_BYTES} bytes"):
+        client.predict(handle_file(str(big)), api_name="/predict")
+    # ...and the server refuses the bytes of anyone who sends them anyway.
+    with open(big, "rb") as fh:
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.jpg", fh, "image/jpeg")}, timeout=60)
+    assert response.status_code == 413
+    check_one_face(client.predict(handle_file(str(ASTRONAUT)), api_name="/predict"))
