@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +10,8 @@ from PIL import Image, ImageOps
 from fer_demo import limits
 from fer_demo.detect import MTCNN_MIN_FACE_PX, Face, FaceDetector
 from fer_demo.io import load_image
+from example_photos import EXAMPLES, FACE_COUNTS
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FACE_COUNTS = {
-    "astronaut.jpg": 1,
-    "grace_hopper.jpg": 1,
-    "grace_hopper_exif_rotated.jpg": 1,
-    "group_three_faces.jpg": 3,
-    "no_face_cat.jpg": 0,
-}
 
 
 @pytest.fixture(scope="module")

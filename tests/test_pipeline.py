@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,15 +20,8 @@ from fer_demo.align import DISPLAY_SIZE
 from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
 from fer_demo.pipeline import FaceResult, Prediction, Predictor, annotate, heatmap_to_image
+from example_photos import EXAMPLES, FACE_COUNTS
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FACE_COUNTS = {
-    "astronaut.jpg": 1,
-    "grace_hopper.jpg": 1,
-    "grace_hopper_exif_rotated.jpg": 1,
-    "group_three_faces.jpg": 3,
-    "no_face_cat.jpg": 0,
-}
 SMILING = "astronaut.jpg"  # Eileen Collins, NASA portrait, smiling broadly
 
 
