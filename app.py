@@ -39,8 +39,9 @@ from PIL import Image, ImageOps
 
 from fer_demo import limits
 from fer_demo.explain import CAM_METHODS
-from fer_demo.io import ACCEPTED
+from fer_demo.io import ACCEPTED, InvalidImageError, read_bytes
 from fer_demo.model import EMOTIONS
+from fer_demo.uploads import DelayedDeleter, RecentUploads, discard, file_paths
 from fer_demo.weights import card_path
 
 if TYPE_CHECKING:  # the app only needs the Predictor's interface; __main__ builds one
@@ -73,14 +74,16 @@ DISPLAY_MAX_SIDE = 1280
 RESULT_FILE_TTL_S = 60
 PROBS_TITLE = "face {face}: probabilities"
 
-# Privacy: Gradio keeps uploads, webcam snapshots and every output image in its cache
-# (GRADIO_TEMP_DIR, default <tmp>/gradio). ``delete_cache=(frequency, age)`` makes the server
-# delete, every ``frequency`` seconds, every file this app put there that is older than ``age``
-# seconds, and the whole lot when the server stops. Ten minutes lets someone try other CAM
-# methods or target classes on the photo they just uploaded; a later click asks them to upload
-# it again (see ``AnalyzeHandler``). Example photos and their cached results are exempt.
-DELETE_CACHE = (60, 600)
-UPLOAD_TTL_MIN = DELETE_CACHE[1] // 60
+# Privacy (see fer_demo/uploads.py and the limits in fer_demo/limits.py): Gradio stores every
+# upload and webcam snapshot in its cache (GRADIO_TEMP_DIR, default <tmp>/gradio) and writes every
+# output image there for the browser to fetch. The handler deletes an upload as soon as it has read
+# it (the bytes stay in memory for re-runs with other settings, see RecentUploads); result images
+# are deleted OUTPUT_GRACE_S after the page received them. ``delete_cache=(every, age)`` is the
+# backstop for the rest (an upload never analysed, the JSON download): every ``every`` seconds
+# Gradio deletes this app's files older than ``age``, and all of them when the server stops.
+# Example photos and their cached results are exempt.
+DELETE_CACHE = (limits.DELETE_EVERY_S, limits.DELETE_AFTER_S)
+MEMORY_TTL_MIN = limits.RECENT_TTL_S // 60
 
 
 def _mb(n: int) -> str:
@@ -294,58 +297,101 @@ class Outputs:
 class AnalyzeHandler:
     """Runs the predictor for the page (``handler(...)``: every output) and the API (``handler.api``).
 
-    Both turn the package's ``ValueError``s (``InvalidImageError``: not an image, too big, ...) into
-    ``gr.Error`` with the package's message; "no face" is a warning and empty results, not an error.
+    Both turn ``InvalidImageError`` (not an image, too big, ...) into ``gr.Error`` with its message;
+    any other failure is logged (without image data) and shown as a generic error. "No face" is a
+    warning and empty results, not an error.
+
+    Uploads: a file inside ``upload_folder`` (Gradio's cache) is deleted as soon as it has been
+    read, unless ``keep()`` lists it (the example photos); its bytes go to ``recent`` (memory) so
+    the same upload can be analysed again with other settings. ``release_outputs`` deletes the
+    result images of a request ``limits.OUTPUT_GRACE_S`` after the page received them.
     """
 
-    def __init__(self, predictor: Predictor, result_files: ResultFiles | None = None) -> None:
+    def __init__(self, predictor: Predictor, result_files: ResultFiles | None = None,
+                 upload_folder: str | Path | None = None, recent: RecentUploads | None = None,
+                 keep=lambda: (), output_grace_s: float | None = None) -> None:
         self.predictor = predictor
         self.result_files = result_files or ResultFiles()
+        self.upload_folder = Path(upload_folder or gr.utils.get_upload_folder())
+        self.recent = RecentUploads() if recent is None else recent
+        self.keep = keep
+        grace = limits.OUTPUT_GRACE_S if output_grace_s is None else output_grace_s
+        self.outputs_deleter = DelayedDeleter(self.upload_folder, grace, keep=keep)
 
-    def run(self, image: str | dict | None, cam: str, target: str,
-            tta: str) -> tuple[Prediction, float, str | None, str | None]:
-        """Validate the request and analyse it: (prediction, seconds, cam or None, target or None).
-
-        ``image``: a file path, or Gradio's upload payload (``{"path": ..., ...}``, what the events
-        receive with ``preprocess=False``).
-        """
+    def photo(self, image: str | dict | None, session: str | None = None) -> bytes:
+        """The bytes of the requested photo; the uploaded file itself is deleted once read."""
         if isinstance(image, dict):  # a FileData payload: only its server-side path matters
             image = image.get("path")
         if image is None:
             raise gr.Error("Upload a photo, take one with the webcam or pick an example first.",
                            print_exception=False)
-        if not Path(image).is_file():
-            raise gr.Error(f"The photo is no longer on the server (uploads are deleted after "
-                           f"{UPLOAD_TTL_MIN} minutes). Please upload it again.", print_exception=False)
+        path = Path(image)
+        if not path.is_file():
+            data = self.recent.get(str(path), session)
+            if data is None:
+                raise gr.Error(f"This photo is no longer on the server: uploads are deleted once analysed "
+                               f"and kept in memory for {MEMORY_TTL_MIN} minutes for re-runs. Please upload "
+                               "it again.", print_exception=False)
+            return data
+        try:
+            data = read_bytes(path)
+        except InvalidImageError as e:  # too large, unreadable: the message is for the user
+            discard(path, self.upload_folder, self.keep())
+            raise gr.Error(str(e).removeprefix(f"{path}: "), print_exception=False) from None
+        # Memory first, then delete: a concurrent request for the same upload finds one or the other.
+        self.recent.put(str(path), data, session)
+        discard(path, self.upload_folder, self.keep())
+        return data
+
+    def run(self, image: str | dict | None, cam: str, target: str, tta: str,
+            session: str | None = None) -> tuple[Prediction, float, str | None, str | None]:
+        """Validate the request and analyse it: (prediction, seconds, cam or None, target or None).
+
+        ``image``: a file path, or Gradio's upload payload (``{"path": ..., ...}``, what the events
+        receive with ``preprocess=False``). ``session``: the browser session, for ``recent``.
+        """
         for name, value, choices in (("explanation method", cam, CAM_CHOICES), ("target", target, TARGET_CHOICES),
                                      ("test-time augmentation", tta, TTA_CHOICES)):
             if value not in choices:
                 raise gr.Error(f"Unknown {name} {value!r}. Choose one of {choices}.", print_exception=False)
+        data = self.photo(image, session)
         cam_arg = None if cam == NO_CAM else cam
         target_arg = None if target == PREDICTED else target
         start = time.perf_counter()
         try:
-            prediction = self.predictor.analyze(image, cam=cam_arg, target=target_arg, tta=tta)
-        except ValueError as e:  # InvalidImageError and friends: the message is for the user
-            # Messages about a file start with its path: the server's temp path means nothing to the user.
-            message = str(e).removeprefix(f"{image}: ")
-            raise gr.Error(message, print_exception=False) from None
+            prediction = self.predictor.analyze(data, cam=cam_arg, target=target_arg, tta=tta)
+        except InvalidImageError as e:  # not an image, too large, ...: the message is for the user
+            raise gr.Error(str(e), print_exception=False) from None
         except Exception:  # noqa: BLE001 - the UI boundary: log it, keep serving, show no traceback
             log.exception("analysis failed")
             raise gr.Error("Something went wrong while analysing this photo. The error has been logged; "
                            "please try another photo.", print_exception=False) from None
         return prediction, time.perf_counter() - start, cam_arg, target_arg
 
-    def api(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED, tta: str = "none") -> dict:
+    def api(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED, tta: str = "none",
+            request: gr.Request = None) -> dict:
         """The ``/predict`` endpoint: the result as a JSON-able dict (see ``result_dict``)."""
-        prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta)
+        prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta, _session(request))
         return result_dict(prediction, seconds, cam_arg, target_arg, tta)
 
     def __call__(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED,
-                 tta: str = "none") -> tuple:
+                 tta: str = "none", request: gr.Request = None) -> tuple:
         """The Analyze button: every output of the page, in ``Outputs`` order."""
-        prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta)
+        prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta, _session(request))
         return self.outputs(prediction, seconds, cam_arg, target_arg, tta).as_tuple()
+
+    def release_outputs(self, *values: Any) -> None:
+        """After the page got a result: delete its image files once the browser has fetched them.
+
+        Gets the output components' values as sent to the browser (file payloads with server paths).
+        """
+        self.outputs_deleter.schedule(file_paths(values))
+
+    def forget_session(self, request: gr.Request = None) -> None:
+        """The tab was closed or the page cleared: drop the photos this session sent from memory."""
+        session = _session(request)
+        if session:
+            self.recent.drop_session(session)
 
     def outputs(self, prediction: Prediction, seconds: float, cam: str | None, target: str | None,
                 tta: str) -> Outputs:
@@ -364,6 +410,10 @@ class AnalyzeHandler:
         state = {"owners": owners, "faces": [dict(f.probabilities) for f in prediction.faces]}
         return Outputs(annotated, items, probs, probability_table(prediction.faces), summary, result,
                        result_file, state)
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
 
 
 def select_face(state: dict | None, evt: gr.SelectData) -> Any:
@@ -615,9 +665,13 @@ and schools). Analyse only photos of people who agreed to it.
 
 - Photos and webcam snapshots are sent to this server only to be analysed. They are not
   logged, not used for training, and not shared.
-- Gradio keeps each upload and the result images in a temporary cache so your browser can
-  show them; this app deletes every such file after {ttl} minutes (checked every minute) and
-  all of them when the server stops. The downloadable JSON result is deleted the same way.
+- The uploaded file is deleted from the server's disk as soon as it has been read. Its bytes
+  stay in the server's memory (never on disk) for {ttl} minutes after their last use, so you can
+  re-run the photo with other settings; closing the tab or pressing **Clear** drops them sooner.
+- Result images (the annotated photo, face crops, heatmaps) are written to a temporary cache only
+  so your browser can fetch them, and deleted {grace} seconds later. The downloadable JSON result
+  (boxes and probabilities, no pixels) is deleted after {json_ttl} minutes. Everything left is
+  deleted when the server stops.
 - The webcam is only switched on when you click it, and only the snapshot you take is sent.
 - The app itself loads no third-party fonts, analytics or trackers (a hosting page around it,
   such as a Hugging Face Space, has its own policies).
@@ -651,7 +705,8 @@ def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7
         accuracy = "These weights come without evaluation results, so their accuracy is unknown."
     init = ((info.card or {}).get("training") or {}).get("init") if info is not None else None
     init = {"scratch": " from scratch", "imagenet": " (starting from ImageNet weights)"}.get(init, "")
-    return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=UPLOAD_TTL_MIN, url=url, init=init,
+    return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=MEMORY_TTL_MIN, grace=limits.OUTPUT_GRACE_S,
+                        json_ttl=limits.DELETE_AFTER_S // 60, url=url, init=init,
                         cam=DEFAULT_CAM, cams=", ".join(CAM_CHOICES))
 
 
@@ -683,14 +738,17 @@ def example_photos(folder: str | Path = EXAMPLES_DIR) -> list[str]:
 
 
 def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: list[str] | None = None,
-               cache_examples: bool = False) -> gr.Blocks:
+               cache_examples: bool = False, output_grace_s: float | None = None) -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (not launched, not queued).
 
     ``weights``: the model file whose release folder (card, metrics.json, plots) feeds the Model
     page. ``examples``: example photo paths (default: every image in ``examples/``).
     ``cache_examples``: run the examples once at launch so clicking one is instant.
+    ``output_grace_s``: seconds before result images are deleted (default ``limits.OUTPUT_GRACE_S``).
     """
-    handler = AnalyzeHandler(predictor)
+    blocks: list[gr.Blocks] = []  # the demo, once built: which cached files Gradio must keep
+    handler = AnalyzeHandler(predictor, keep=lambda: kept_files(blocks[0]) if blocks else (),
+                             output_grace_s=output_grace_s)
     examples = example_photos() if examples is None else examples
     info = ModelInfo.load(weights)
     with gr.Blocks(title="Facial expression recognition", delete_cache=DELETE_CACHE,
@@ -712,7 +770,7 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                              elem_id="probabilities", render=False)
             gallery = gr.Gallery(label="Each face: what the model sees and the heatmap (click for its "
                                        "probabilities)", columns=3, height=290, object_fit="contain", scale=2,
-                                 elem_id="faces-gallery", buttons=["fullscreen", "download"], render=False)
+                                 elem_id="faces-gallery", buttons=["fullscreen"], render=False)
             table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
                                  interactive=False, elem_id="faces-table", render=False)
             result = gr.JSON(label="Result", elem_id="result-json", render=False)
@@ -767,7 +825,9 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
             # app sees it; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks
             # the size limits and says what is wrong. The handler checks the option values itself.
             run.click(handler, inputs=[image, cam, target, tta], outputs=outputs, api_name="analyze",
-                      api_visibility="private", concurrency_id="inference", preprocess=False)
+                      api_visibility="private", concurrency_id="inference", preprocess=False,
+                      ).success(handler.release_outputs, inputs=[annotated, gallery], preprocess=False, queue=False,
+                                api_visibility="private")
             api_button = gr.Button(visible=False)
             api_button.click(handler.api, inputs=[image, cam, target, tta], outputs=[result], api_name="predict",
                              api_description="Find the faces in a photo, classify each face's expression and "
@@ -776,12 +836,30 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
             gallery.select(select_face, inputs=[owners], outputs=[probs], api_visibility="private",
                            queue=False)
             clear.add([image, annotated, gallery, probs, table, result, result_file])
+            clear.click(handler.forget_session, queue=False, api_visibility="private")
         with gr.Tab("Model", id="model"):
             build_model_tab(info, weights)
         with gr.Tab("About", id="about"):
             gr.Markdown(about_markdown(info, os.environ.get("SPACE_ID") or "http://localhost:7860/"),
                         elem_id="about")
+        demo.unload(handler.forget_session)
+    blocks.append(demo)
     return demo
+
+
+def kept_files(demo: gr.Blocks) -> set[str]:
+    """Files in Gradio's cache that must stay: the example photos and other component defaults."""
+    kept: set[str] = set()
+    for block in demo.blocks.values():
+        kept.update(getattr(block, "keep_in_cache", ()))
+    return kept
+
+
+# A 2-vCPU Space: one analysis already keeps both cores busy (torch intra-op threads), so a second
+# concurrent one would only halve the speed of both and double the peak memory. One at a time;
+# up to 16 requests wait in line (at ~0.2-0.4 s each, the last waits a few seconds), more are told
+# the app is busy. benchmarks/load.py measures it.
+QUEUE = dict(default_concurrency_limit=1, max_size=16)
 
 
 def launch_settings() -> dict:
@@ -812,10 +890,7 @@ def main() -> None:
     weights = Path(os.environ.get("FER_WEIGHTS", WEIGHTS))
     predictor = Predictor(weights_path=weights)
     demo = build_demo(predictor, weights=weights, cache_examples=True)
-    # A 2-vCPU Space: one analysis already keeps both cores busy (torch intra-op threads), so a
-    # second concurrent one would only halve the speed of both and double the memory. One at a
-    # time; up to 16 requests wait in line, more are told the app is busy.
-    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.queue(**QUEUE)
     # Hosts stop containers with SIGTERM; turn it into the Ctrl-C that Gradio handles, so the
     # cache of uploads and results is deleted on the way out (and the atexit clean-ups run).
     signal.signal(signal.SIGTERM, _interrupt)

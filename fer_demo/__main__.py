@@ -128,6 +128,8 @@ def predict_main(args: argparse.Namespace) -> int:
                 prediction = predictor.analyze(path, cam=cam, target=args.target, tta=args.tta)
             except InvalidImageError as e:
                 message = str(e)
+            except Exception as e:  # noqa: BLE001 - one bad file must not end a batch of thousands
+                message = f"could not be analysed ({type(e).__name__}: {e})"
         if message is not None:
             failed += 1
             emit({"path": str(path), "error": message}, f"{path}: error: {message}")

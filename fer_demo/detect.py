@@ -98,8 +98,14 @@ class FaceDetector:
         self._lock = threading.Lock()
 
     def detection_size(self, width: int, height: int) -> tuple[int, int, float]:
-        """Size (w, h) of the copy MTCNN runs on for a width x height image, and its scale."""
+        """Size (w, h) of the copy MTCNN runs on for a width x height image, and its scale.
+
+        The longer side is brought down to ``max_side``, but never the shorter side below
+        ``2 * MTCNN_MIN_FACE_PX`` (a panorama strip keeps the faces it has): the pixel count stays
+        bounded by ``max_side * width / height * 40``, small for any photo within ``MAX_PIXELS``.
+        """
         scale = min(1.0, self.max_side / max(width, height))
+        scale = max(scale, min(1.0, 2 * MTCNN_MIN_FACE_PX / min(width, height)))
         if scale >= 1.0:
             return width, height, 1.0
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -135,8 +141,11 @@ class FaceDetector:
         det_w, det_h, scale = self.detection_size(width, height)
         small = image if scale == 1.0 else image.resize((det_w, det_h), Image.BILINEAR, reducing_gap=2.0)
         sx, sy = width / det_w, height / det_h  # exact per-axis factors after rounding
+        min_face = self.min_face_px(det_w, det_h)
+        if min(det_w, det_h) < min_face:
+            return []  # no face of the smallest size fits (MTCNN itself fails on such images)
         with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = self.min_face_px(det_w, det_h)
+            self._mtcnn.min_face_size = min_face
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []

@@ -55,7 +55,8 @@ def _check_dimensions(width: int, height: int) -> None:
         )
 
 
-def _read_bytes(src: str | Path) -> bytes:
+def read_bytes(src: str | Path) -> bytes:
+    """A file's bytes, refused with ``InvalidImageError`` if missing, unreadable or over ``MAX_UPLOAD_BYTES``."""
     path = Path(src)
     try:
         size = path.stat().st_size
@@ -179,7 +180,7 @@ def load_image(src: ImageSource) -> Image.Image:
         TypeError: ``src`` is none of the accepted types.
     """
     if isinstance(src, (str, Path)):
-        image = _decode(_read_bytes(src))
+        image = _decode(read_bytes(src))
     elif isinstance(src, (bytes, bytearray, memoryview)):
         image = _decode(bytes(src))
     elif isinstance(src, Image.Image):

@@ -38,3 +38,19 @@ DETECT_MAX_SIDE = 640
 # photo's shorter side is a small part of the picture to read an expression from; pass
 # ``FaceDetector(min_face_frac=...)`` for crowd shots.
 MIN_FACE_FRAC = 1 / 12
+
+# --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
+# An uploaded file is deleted from disk as soon as the request that analyses it has read it.
+# Its bytes stay in memory (never on disk) this long after their last use, so the same photo can
+# be re-run with other settings without uploading it again ...
+RECENT_TTL_S = 600
+# ... for at most this many photos and this many bytes in all (least recently used dropped first).
+RECENT_MAX_ITEMS = 32
+RECENT_MAX_BYTES = 256 * 1024 * 1024
+# Result images (annotated photo, face crops, heatmaps) are deleted from disk this many seconds
+# after the browser was handed their address (it fetches them at once).
+OUTPUT_GRACE_S = 30
+# Backstop for files nobody analysed (an upload never submitted, a downloadable JSON result):
+# every DELETE_EVERY_S seconds, the app's files older than DELETE_AFTER_S are deleted.
+DELETE_EVERY_S = 60
+DELETE_AFTER_S = 600

@@ -89,7 +89,7 @@ def serve(demo, host: str = "127.0.0.1") -> Iterator[str]:
 
     settings = {**app.launch_settings(), "server_name": host, "server_port": free_port(), "quiet": True,
                 "prevent_thread_lock": True}
-    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.queue(**app.QUEUE)
     demo.launch(**settings)
     url = f"http://{host}:{settings['server_port']}/"
     try:

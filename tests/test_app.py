@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -385,6 +386,66 @@ def test_handler_errors_for_missing_input_and_bad_options(handler, tmp_path):
                  (str(ASTRONAUT), "gradcam", "predicted", "zoom")):
         with pytest.raises(gr.Error, match="Unknown"):
             handler(*args)
+
+
+@pytest.fixture
+def private_handler(handler, tmp_path) -> app.AnalyzeHandler:
+    """The real predictor behind a handler whose "Gradio upload folder" is tmp_path/cache."""
+    return app.AnalyzeHandler(handler.predictor, upload_folder=tmp_path / "cache", output_grace_s=0.2)
+
+
+def fake_upload(folder: Path, photo: Path = ASTRONAUT, sub: str = "0123abcd") -> Path:
+    path = folder / sub / photo.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(photo.read_bytes())
+    return path
+
+
+@pytest.mark.integration
+def test_upload_is_deleted_once_read_and_rerun_from_memory(private_handler, tmp_path):
+    upload = fake_upload(tmp_path / "cache")
+    first = private_handler.api({"path": str(upload)}, request=SimpleNamespace(session_hash="s1"))
+    assert not upload.exists() and not upload.parent.exists()  # nothing of it left on disk
+    # The same upload again, other settings: served from memory.
+    again = private_handler.api({"path": str(upload)}, "eigencam", "sad", request=SimpleNamespace(session_hash="s1"))
+    assert again["faces"][0]["box"] == first["faces"][0]["box"] and again["faces"][0]["target"] == "sad"
+    # Closing the tab (or Clear) forgets it.
+    private_handler.forget_session(SimpleNamespace(session_hash="s1"))
+    with pytest.raises(gr.Error, match="no longer on the server"):
+        private_handler.api({"path": str(upload)}, request=SimpleNamespace(session_hash="s1"))
+
+
+@pytest.mark.integration
+def test_bad_uploads_are_deleted_too(private_handler, tmp_path):
+    upload = tmp_path / "cache" / "ffff" / "notes.jpg"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"not an image")
+    with pytest.raises(gr.Error, match="not an image"):
+        private_handler.api({"path": str(upload)})
+    assert not upload.exists()
+
+
+@pytest.mark.integration
+def test_example_photos_and_files_outside_the_upload_folder_are_never_deleted(handler, tmp_path):
+    cache = tmp_path / "cache"
+    example_copy = fake_upload(cache, sub="example")
+    keeper = app.AnalyzeHandler(handler.predictor, upload_folder=cache, keep=lambda: {str(example_copy)})
+    keeper.api(str(example_copy))
+    keeper.api(str(ASTRONAUT))
+    assert example_copy.is_file() and ASTRONAUT.is_file()
+
+
+@pytest.mark.integration
+def test_result_images_are_deleted_after_the_grace_period(private_handler, tmp_path):
+    cache = tmp_path / "cache"
+    outputs = [fake_upload(cache, sub=f"out{i}") for i in range(2)]
+    payload = ({"image": {"path": str(outputs[0])}, "annotations": []}, [{"image": {"path": str(outputs[1])}}])
+    private_handler.release_outputs(*payload)
+    assert all(p.exists() for p in outputs)
+    deadline = time.monotonic() + 10
+    while any(p.exists() for p in outputs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(p.exists() for p in outputs)
 
 
 @pytest.mark.integration

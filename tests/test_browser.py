@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from app_helpers import fake_metrics, make_release, serve, write_y4m
+from gradio import utils as gradio_utils
 from PIL import Image
 
 import app
@@ -25,6 +27,7 @@ CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FIRST_RESULT_MS = 120_000  # the first analysis loads lazily and the CPU may be shared
 UI_MS = 30_000
+OUTPUT_GRACE_S = 3  # result images are deleted this long after the page got them (the app's is longer)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
@@ -45,7 +48,8 @@ def url(release_weights, tmp_path_factory, chromium):
     from fer_demo.pipeline import Predictor
 
     page_release = make_release(tmp_path_factory.mktemp("release"), release_weights)
-    demo = app.build_demo(Predictor(weights_path=release_weights), weights=page_release)
+    demo = app.build_demo(Predictor(weights_path=release_weights), weights=page_release,
+                          output_grace_s=OUTPUT_GRACE_S)
     with serve(demo) as address:
         yield address.replace("127.0.0.1", "localhost")
 
@@ -85,12 +89,20 @@ def upload(page, path: Path) -> None:
     page.locator("#photo img").first.wait_for(timeout=UI_MS)  # the preview of the upload
 
 
-def analyze_and_wait(page) -> dict:
-    """Press Analyze, wait for the outputs, return the downloadable result JSON."""
+def analyze_and_wait(page, after: dict | None = None) -> dict:
+    """Press Analyze, wait for the outputs, return the downloadable result JSON.
+
+    ``after``: the previous result on this page; waits until a different one is offered.
+    """
+    old_href = page.locator("#result-file a[href]").first.get_attribute("href") if after else None
     page.locator("#analyze-button").click()
     page.locator("#faces-gallery img").first.wait_for(timeout=FIRST_RESULT_MS)
     link = page.locator("#result-file a[href]").first
     link.wait_for(state="attached", timeout=UI_MS)
+    if old_href:
+        page.wait_for_function("old => { const a = document.querySelector('#result-file a[href]');"
+                               " return a && a.getAttribute('href') !== old; }", arg=old_href,
+                               timeout=FIRST_RESULT_MS)
     href = link.get_attribute("href")
     response = httpx.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"),
                          timeout=30)
@@ -156,6 +168,37 @@ def test_no_face_and_bad_file_keep_the_app_usable(page, artifacts, tmp_path):
     page.locator("#photo button[aria-label='Remove Image']").first.click()
     upload(page, ASTRONAUT)
     check_face_shown(page, analyze_and_wait(page))
+
+
+def server_paths(page, selector: str) -> list[Path]:
+    """Server-side paths of the images shown in ``selector`` (from their /file= URLs)."""
+    srcs = page.locator(selector).evaluate_all("els => els.map(e => e.src)")
+    return [Path(unquote(src.split("/file=", 1)[1].split("?")[0])) for src in srcs if "/file=" in src]
+
+
+def test_photo_and_result_images_do_not_stay_on_the_server(page, artifacts, tmp_path):
+    """The upload is deleted once analysed, result images soon after display; re-runs still work."""
+    photo = tmp_path / f"privacy-{os.urandom(4).hex()}.png"
+    image = Image.open(ASTRONAUT).convert("RGB")
+    image.paste((255, 0, 0), (0, 0, 8, 8))  # new bytes: nothing cached under this hash yet
+    image.save(photo)
+    upload(page, photo)
+    uploads = Path(gradio_utils.get_upload_folder())
+    assert len(list(uploads.rglob(photo.name))) == 1  # uploaded, not yet analysed
+    first = analyze_and_wait(page)
+    assert list(uploads.rglob(photo.name)) == []
+    shown = server_paths(page, "#annotated img") + server_paths(page, "#faces-gallery img")
+    assert len(shown) >= 1 + 3  # photo (+ box masks) and three gallery images
+    page.wait_for_timeout(OUTPUT_GRACE_S * 1000 + 2000)
+    assert [p for p in shown if p.exists()] == []
+    for img in page.locator("#annotated img, #faces-gallery img").all():  # still on screen
+        assert img.evaluate("el => el.complete && el.naturalWidth > 0")
+    # Other settings on the same photo without uploading it again (from the server's memory).
+    page.locator("#photo").scroll_into_view_if_needed()
+    page.get_by_label("flip").check()
+    second = analyze_and_wait(page, after=first)
+    assert second["settings"]["tta"] == "flip" and second["faces"][0]["box"] == first["faces"][0]["box"]
+    page.screenshot(path=str(artifacts / "app_rerun_after_delete.png"), full_page=True)
 
 
 def test_model_page_shows_metrics_confusion_and_per_class_table(page, artifacts):

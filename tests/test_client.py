@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from app_helpers import serve
+from gradio import utils as gradio_utils
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -102,3 +105,42 @@ def test_upload_over_the_limit_is_refused_before_the_app(client, url, tmp_path):
         response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.jpg", fh, "image/jpeg")}, timeout=60)
     assert response.status_code == 413
     check_one_face(client.predict(handle_file(str(ASTRONAUT)), api_name="/predict"))
+
+
+def unique_photo(folder: Path, name: str) -> Path:
+    """The astronaut with one random pixel block, so its upload hash is new to the server."""
+    from PIL import Image
+
+    image = Image.open(ASTRONAUT).convert("RGB")
+    image.paste(tuple(int(b) for b in os.urandom(3)), (0, 0, 8, 8))
+    path = folder / name
+    image.save(path, quality=95)
+    return path
+
+
+def on_server(name: str) -> list[Path]:
+    return list(Path(gradio_utils.get_upload_folder()).rglob(name))
+
+
+def test_uploads_do_not_outlive_the_request(client, url, tmp_path):
+    photo = unique_photo(tmp_path, f"privacy-{os.urandom(4).hex()}.jpg")
+    with open(photo, "rb") as fh:  # an upload alone: it is on the server until analysed...
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": (photo.name, fh, "image/jpeg")}, timeout=60)
+    response.raise_for_status()
+    assert len(on_server(photo.name)) == 1
+    check_one_face(client.predict(handle_file(str(photo)), api_name="/predict"))  # (same bytes, same file)
+    assert on_server(photo.name) == []  # ...and gone once analysed
+
+
+def test_many_clients_sending_the_same_photo_at_once(url, tmp_path):
+    """Identical uploads share one file on the server: deleting it must not fail the others."""
+    photo = unique_photo(tmp_path, f"shared-{os.urandom(4).hex()}.jpg")
+
+    def one(_):
+        return Client(url, verbose=False).predict(handle_file(str(photo)), api_name="/predict")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(4)))
+    for result in results:
+        check_one_face(result)
+    assert on_server(photo.name) == []

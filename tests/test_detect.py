@@ -98,6 +98,23 @@ def test_detection_size_and_min_face():
     assert det.min_face_px(640, 360) == 30
     assert det.min_face_px(100, 80) == MTCNN_MIN_FACE_PX  # never below MTCNN's floor
     assert FaceDetector().max_side == limits.DETECT_MAX_SIDE
+    # A panorama strip is not shrunk below 40 px on its shorter side (its faces would vanish).
+    assert det.detection_size(6000, 100) == (2400, 40, 0.4)
+    assert det.detection_size(4000, 24) == (4000, 24, 1.0)
+
+
+@pytest.mark.parametrize("size", [(4000, 24), (24, 4000), (20, 20), (6000, 100)])
+def test_strips_and_slivers_are_searched_without_error(detector, size):
+    """MTCNN itself fails (torch.cat of nothing) when no face of its smallest size fits."""
+    assert detector.detect(Image.new("RGB", size, (128, 128, 128))) == []
+
+
+def test_face_in_a_panorama_strip_is_found(detector, photos):
+    face = photos["astronaut.jpg"].crop((130, 0, 290, 200)).resize((80, 100))
+    strip = Image.new("RGB", (6000, 100), (200, 200, 200))
+    strip.paste(face, (3000, 0))
+    found = detector.detect(strip)
+    assert len(found) == 1 and 3000 <= found[0].box[0] < found[0].box[2] <= 3080
 
 
 def test_min_face_frac_skips_small_faces(photos):
