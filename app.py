@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -878,8 +879,30 @@ def launch_settings() -> dict:
     )
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would) unless the environment sets it.
+
+    Gradio runs each request on one of many worker threads; glibc gives each thread its own
+    arena, and tensors freed in one arena are not reused by the next request on another thread,
+    so the resident memory crept up by ~45 MB per 240 requests in benchmarks/load.py. With two
+    arenas it stays flat (+25 MB over 1,200 requests after warm-up), at no measured cost in
+    latency. True if the cap was set.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, arenas))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def main() -> None:
     from fer_demo.pipeline import Predictor
+
+    limit_malloc_arenas()
 
     logging.basicConfig()  # warnings and errors (an analysis that failed) to stderr; no request logging
     # Cached example results go to a fresh folder per start: Gradio would otherwise reuse
