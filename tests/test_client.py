@@ -144,3 +144,12 @@ def test_many_clients_sending_the_same_photo_at_once(url, tmp_path):
     for result in results:
         check_one_face(result)
     assert on_server(photo.name) == []
+
+
+@pytest.mark.parametrize("target", [Path(app.__file__).resolve(), Path("/etc/passwd"),
+                                    Path(app.__file__).resolve().parent / "weights" / "fer_vgg19.safetensors"])
+def test_the_server_does_not_serve_arbitrary_files(url, target):
+    response = httpx.get(f"{url}gradio_api/file={target}", timeout=30)
+    assert response.status_code in (403, 404)
+    assert b"import" not in response.content and b"root:" not in response.content
+
