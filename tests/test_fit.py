@@ -211,7 +211,7 @@ def test_resume_refuses_a_pickle_checkpoint(data_root, tmp_path):
             return (os.mkdir, (str(marker),))
 
     (out / CHECKPOINT).write_bytes(pickle.dumps({"model": Evil()}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ResumeError, match="not a readable checkpoint"):
         fit(tiny_config(data_root, out), resume=True, device="cpu")
     assert not marker.exists()
 
@@ -242,3 +242,141 @@ def test_class_weights():
     assert float(class_weights(counts, 1.0)[1] / class_weights(counts, 1.0)[3]) > float(w[1] / w[3])
     assert torch.equal(class_weights(counts, 0.0), torch.ones(7))
     assert torch.allclose(class_weights([5] * 7, 0.7), torch.ones(7))
+
+
+# ------------------------------------------------------------------------------------------
+# Faults: a real SIGKILL (in a child process), a full disk, an unwritable or corrupt run
+
+
+KILL_DRIVER = """
+import io, json, os, signal, sys
+sys.path.insert(0, {root!r})
+import torch
+import train.fit as F
+from train.config import config_from_dict
+
+cfg, mode = config_from_dict(json.loads(sys.argv[1])), sys.argv[2]
+if mode == "mid-epoch":  # SIGKILL at the 2nd batch of epoch 2 (after epoch 1's checkpoint)
+    real, calls = F.train_one_epoch, {{"epochs": 0, "batches": 0}}
+
+    def crashing(model, data, optimizer, scheduler, criterion, augment, *a, **k):
+        calls["epochs"] += 1
+        if calls["epochs"] < 2:
+            return real(model, data, optimizer, scheduler, criterion, augment, *a, **k)
+
+        def augment_then_die(faces, generator):
+            calls["batches"] += 1
+            if calls["batches"] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return augment(faces, generator)
+
+        return real(model, data, optimizer, scheduler, criterion, augment_then_die, *a, **k)
+
+    F.train_one_epoch = crashing
+elif mode == "mid-write":  # SIGKILL with half of epoch 2's checkpoint on disk
+    real_save, calls = torch.save, {{"n": 0}}
+
+    def save(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            buf = io.BytesIO()
+            real_save(obj, buf)
+            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_save(obj, f, *a, **k)
+
+    torch.save = save
+F.fit(cfg, device="cpu")
+"""
+
+
+def assert_same_run(out_a, out_b) -> None:
+    a, b = load_ckpt(out_a), load_ckpt(out_b)
+    assert a["epoch"] == b["epoch"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    best_a, _ = load_model(out_a / "best.safetensors")
+    best_b, _ = load_model(out_b / "best.safetensors")
+    for k, v in best_a.state_dict().items():
+        assert torch.equal(best_b.state_dict()[k], v), k
+    assert json.loads((out_b / "metrics.json").read_text()) == json.loads((out_a / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("when", ["mid-epoch", "mid-write"])
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(run_a, data_root, tmp_path, when):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg_a, out_a, _ = run_a
+    out_b = tmp_path / "b"
+    cfg_b = tiny_config(data_root, out_b)
+    root = str(Path(__file__).resolve().parents[1])
+    driver = tmp_path / "driver.py"
+    driver.write_text(KILL_DRIVER.format(root=root))
+    run = subprocess.run([sys.executable, str(driver), json.dumps(cfg_b.to_dict()), when], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+    assert load_ckpt(out_b)["epoch"] == 1  # the last complete checkpoint survived
+    if when == "mid-write":
+        partial = out_b / (CHECKPOINT + ".tmp")
+        assert partial.is_file() and 0 < partial.stat().st_size < (out_b / CHECKPOINT).stat().st_size * 0.75
+    fit(cfg_b, resume=True, device="cpu")
+    assert_same_run(out_a, out_b)
+    assert not (out_b / (CHECKPOINT + ".tmp")).exists()
+
+
+def test_disk_full_keeps_the_last_checkpoint_and_says_so(data_root, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "run"
+    real_save, calls = torch.save, {"n": 0}
+
+    def save(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(train_fit.CheckpointWriteError, match="cannot write .*checkpoint.pt .No space left on device"):
+        fit(tiny_config(data_root, out), device="cpu")
+    assert load_ckpt(out)["epoch"] == 1 and not (out / (CHECKPOINT + ".tmp")).exists()
+
+
+def test_cli_reports_an_unwritable_run_directory(data_root, tmp_path, capsys):
+    from train.__main__ import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    rc = main(["fit", "--data", str(data_root), "--out", str(blocker / "run"), "--epochs", "1",
+               "--batch-size", "16", "--precision", "fp32", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: cannot write") and "Traceback" not in err
+    assert str(blocker) in err
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a checkpoint", b"PK\x03\x04 truncated zip"])
+def test_corrupt_checkpoint_is_a_clear_error(data_root, tmp_path, capsys, content):
+    from train.__main__ import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT).write_bytes(content)
+    with pytest.raises(ResumeError, match="not a readable checkpoint"):
+        fit(tiny_config(data_root, out), resume=True, device="cpu")
+    rc = main(["fit", "--data", str(data_root), "--out", str(out), "--resume", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a readable checkpoint" in err and "delete it to start over" in err
+
+
+def test_a_foreign_checkpoint_is_refused(data_root, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"model": {"w": torch.zeros(1)}}, out / CHECKPOINT)
+    with pytest.raises(ResumeError, match="not a checkpoint of this trainer"):
+        fit(tiny_config(data_root, out), resume=True, device="cpu")

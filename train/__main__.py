@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_demo.model import ImageNetWeightsUnavailable
     from fer_demo.weights import ModelFileError
     from train.data import DataError
-    from train.fit import ResumeError, fit
+    from train.fit import CheckpointWriteError, ResumeError, fit
 
     try:
         if args.command == "fit":
@@ -99,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_evaluate(args)
         elif args.command == "export":
             cmd_export(args)
-    except (DataError, ModelFileError, ResumeError, ImageNetWeightsUnavailable) as e:
+    except (DataError, ModelFileError, ResumeError, ImageNetWeightsUnavailable, CheckpointWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the run directory: not a directory, no permission, disk full
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

@@ -56,14 +56,47 @@ def class_weights(counts: list[int], power: float) -> torch.Tensor:
     return w.float()
 
 
+class CheckpointWriteError(OSError):
+    """The run directory cannot be written (full disk, no permission, not a directory)."""
+
+
 def atomic_torch_save(obj: dict, path: Path) -> None:
-    """Write to a temporary file, fsync, then rename: a crash never leaves half a checkpoint."""
+    """Write to a temporary file, fsync, then rename: a crash never leaves half a checkpoint.
+
+    A failed write (disk full, ...) removes the temporary file and leaves the previous
+    checkpoint as it was; it raises ``CheckpointWriteError`` saying which file and why.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointWriteError(f"cannot write {path} ({e.strerror or e}); the previous checkpoint, "
+                                   "if any, is unchanged") from None
+
+
+CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "scheduler", "fingerprints")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint written by ``fit`` (``weights_only=True``: no pickled code is ever run).
+
+    Raises ``ResumeError`` for a truncated, corrupt or foreign file.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for bad files; all mean "unusable"
+        raise ResumeError(f"--resume: {path} is not a readable checkpoint ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); delete it to start "
+                          "over") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ResumeError(f"--resume: {path} is not a checkpoint of this trainer (missing {missing})")
+    return state
 
 
 def subset(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
@@ -89,7 +122,7 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
     if resume:
         if not ckpt_path.is_file():
             raise ResumeError(f"--resume: no {CHECKPOINT} in {out}")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt_path)
         saved = config_from_dict(state["config"])
         # Only presentation flags may differ on resume; anything else would silently change the run.
         differ = [k for k, v in saved.to_dict().items() if k not in ("progress", "data") and cfg.to_dict()[k] != v]
