@@ -153,3 +153,22 @@ def test_the_server_does_not_serve_arbitrary_files(url, target):
     assert response.status_code in (403, 404)
     assert b"import" not in response.content and b"root:" not in response.content
 
+
+
+def test_nothing_about_the_photo_goes_to_the_logs(client, tmp_path, caplog, capfd):
+    """Neither the file name, nor the result (labels, boxes), nor image bytes are logged or printed."""
+    import logging
+
+    photo = unique_photo(tmp_path, f"secret-{os.urandom(4).hex()}.jpg")
+    bad = tmp_path / f"secret-{os.urandom(4).hex()}.png"
+    bad.write_bytes(b"not an image")
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG):
+        result = client.predict(handle_file(str(photo)), api_name="/predict")
+        with pytest.raises(AppError):
+            client.predict(handle_file(str(bad)), api_name="/predict")
+    out, err = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records) + out + err
+    face = result["faces"][0]
+    for secret in (photo.name, bad.name, photo.stem, "probabilities", str(face["box"][0])[:7], "base64"):
+        assert secret not in logged, secret
