@@ -29,3 +29,20 @@ def release_weights() -> Path:
     if not WEIGHTS.is_file():
         pytest.fail(f"release weights missing: {WEIGHTS}")
     return WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """A release folder as ``python -m train export`` writes it: the shipped weights and card,
+    a generated ``metrics.json``, plots and history (``app_helpers.make_release``)."""
+    from app_helpers import make_release
+
+    return make_release(tmp_path_factory.mktemp("release"), WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def bare_release(tmp_path_factory) -> Path:
+    """Weights and card only: what weights/ holds before a training run is exported."""
+    from app_helpers import make_release
+
+    return make_release(tmp_path_factory.mktemp("bare"), WEIGHTS, metrics=False, plots=False)

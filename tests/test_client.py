@@ -17,6 +17,7 @@ import app
 from fer_demo import limits
 from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
+from fer_demo.ui.options import DEFAULT_CAM
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
@@ -61,7 +62,7 @@ def test_round_trip_one_face(client):
     result = client.predict(handle_file(str(ASTRONAUT)), api_name="/predict")
     face = check_one_face(result)
     assert face["target"] == face["label"]  # default: Grad-CAM of the predicted class
-    assert result["settings"] == {"cam": app.DEFAULT_CAM, "target": None, "tta": "none"}
+    assert result["settings"] == {"cam": DEFAULT_CAM, "target": None, "tta": "none"}
 
 
 def test_round_trip_with_options(client):

@@ -1,0 +1,96 @@
+"""The About page: what the app does, what it cannot do, responsible use, privacy, use from code."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fer_demo import limits
+from fer_demo.model import EMOTIONS
+from fer_demo.ui.options import CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN
+
+if TYPE_CHECKING:
+    from fer_demo.ui.model_page import ModelInfo
+
+ABOUT = """
+## What this does
+
+1. **Finds faces** with MTCNN (a face detector trained on WIDER FACE / CelebA).
+2. **Aligns each face**: rotates it so the eyes are level, frames it the way FER2013 faces are
+   framed and reduces it to a 48x48 grayscale picture, the only thing the classifier sees.
+3. **Classifies the expression** into FER2013's seven categories ({emotions}) with a VGG19-BN
+   trained{init} on FER2013's training split.
+4. **Explains** the answer with a class-activation map (Grad-CAM and friends): the warm regions
+   are what pushed the score of the explained class up. Pick another *target class* to ask
+   "why not happy?".
+
+## What it can and cannot do
+
+- FER2013 is ~36,000 small (48x48), grayscale, mostly frontal web photos of faces with noisy
+  labels; humans asked to label them were estimated to be right only about 65% of the time
+  (Goodfellow et al., 2013). {accuracy}
+- Side views, sunglasses, masks, heavy shadows, very small faces, children and artwork are far
+  from the training data and get unreliable answers, often with high confidence.
+- Seven categories are a simplification: real expressions are mixed, subtle, and depend on
+  context. **A facial expression is not a felt emotion.** A smile can be polite, nervous or sad;
+  the model only sees pixels.
+- FER2013 was scraped from web image searches. Its faces are not a balanced sample of ages,
+  skin tones, genders or cultures, and expression norms differ between cultures, so accuracy
+  differs between groups of people in ways nobody has measured for this model.
+- The heatmaps show where the network's evidence is, not the "reason" in a human sense, and
+  different CAM methods can disagree.
+
+## Responsible use
+
+This is a teaching demo. **Do not use it to make or support decisions about people**:
+hiring or interviews, policing, border control, education or exam proctoring, health or
+insurance, workplace or public surveillance, credit. Emotion recognition for such uses is
+scientifically weak and is restricted by law in places (the EU AI Act bans it in workplaces
+and schools). Analyse only photos of people who agreed to it.
+
+## Privacy
+
+- Photos and webcam snapshots are sent to this server only to be analysed. They are not
+  logged, not used for training, and not shared.
+- The uploaded file is deleted from the server's disk as soon as it has been read. Its bytes
+  stay in the server's memory (never on disk) for {ttl} minutes after their last use, so you can
+  re-run the photo with other settings; closing the tab or pressing **Clear** drops them sooner.
+- Result images (the annotated photo, face crops, heatmaps) are written to a temporary cache only
+  so your browser can fetch them, and deleted {grace} seconds later. The downloadable JSON result
+  (boxes and probabilities, no pixels) is deleted after {json_ttl} minutes. Everything left is
+  deleted when the server stops.
+- The webcam is only switched on when you click it, and only the snapshot you take is sent.
+- The app itself loads no third-party fonts, analytics or trackers (a hosting page around it,
+  such as a Hugging Face Space, has its own policies).
+
+## Use from code
+
+```python
+from gradio_client import Client, handle_file
+
+client = Client("{url}")
+result = client.predict(
+    handle_file("photo.jpg"),  # path or URL of a photo
+    "{cam}",  # explanation: {cams}
+    "predicted",  # heatmap target: "predicted" or one of the 7 classes
+    "none",  # test-time augmentation: none, flip or tencrop
+    api_name="/predict",
+)
+for face in result["faces"]:
+    print(face["label"], face["confidence"], face["box"])
+```
+"""
+
+
+def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7860/") -> str:
+    if info is not None and info.metrics is not None:
+        m = info.metrics
+        accuracy = (f"This model is right on {m['accuracy']:.0%} of FER2013's held-out test faces "
+                    f"(macro-F1 {m.get('macro_f1', float('nan')):.2f}; see the Model tab), and "
+                    "less often on photos unlike FER2013's.")
+    else:
+        accuracy = "These weights come without evaluation results, so their accuracy is unknown."
+    init = ((info.card or {}).get("training") or {}).get("init") if info is not None else None
+    init = {"scratch": " from scratch", "imagenet": " (starting from ImageNet weights)"}.get(init, "")
+    return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=MEMORY_TTL_MIN, grace=limits.OUTPUT_GRACE_S,
+                        json_ttl=limits.DELETE_AFTER_S // 60, url=url, init=init,
+                        cam=DEFAULT_CAM, cams=", ".join(CAM_CHOICES))

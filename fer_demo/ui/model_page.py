@@ -1,0 +1,212 @@
+"""The Model page: accuracy, confusion matrix, per-class table and training settings.
+
+Everything is read from the files released next to the weights (card, ``metrics.json``, plots,
+``history.csv``); nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from fer_demo.model import EMOTIONS
+from fer_demo.weights import card_path
+
+@dataclass
+class ModelInfo:
+    """What the release folder says about the model. Any part can be missing (``None``)."""
+
+    card: dict | None
+    metrics: dict | None
+    confusion_png: Path | None
+    curves_png: Path | None
+    history: pd.DataFrame | None
+    problems: list[str]
+
+    @classmethod
+    def load(cls, weights: str | Path) -> "ModelInfo":
+        """Read ``<weights>.json`` (card), ``metrics.json``, ``confusion.png``, ``curves.png``, ``history.csv``.
+
+        ``metrics.json`` falls back to the card's ``metrics`` entry. Unreadable files are reported
+        in ``problems``, never raised: the app must start with whatever is there.
+        """
+        weights = Path(weights)
+        folder = weights.parent
+        problems: list[str] = []
+
+        def read_json(path: Path) -> dict | None:
+            if not path.is_file():
+                return None
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                problems.append(f"{path.name} is unreadable ({e})")
+                return None
+            if not isinstance(data, dict):
+                problems.append(f"{path.name} does not hold a JSON object")
+                return None
+            return data
+
+        card = read_json(card_path(weights))
+        metrics = read_json(folder / "metrics.json")
+        if metrics is None and card and isinstance(card.get("metrics"), dict):
+            metrics = card["metrics"]
+        if metrics is not None and not _valid_metrics(metrics):
+            problems.append("metrics.json lacks accuracy, per_class or confusion_matrix")
+            metrics = None
+        history = None
+        if (folder / "history.csv").is_file():
+            try:
+                history = pd.read_csv(folder / "history.csv")
+            except (OSError, ValueError) as e:
+                problems.append(f"history.csv is unreadable ({e})")
+        png = lambda name: folder / name if (folder / name).is_file() else None  # noqa: E731
+        return cls(card, metrics, png("confusion.png"), png("curves.png"), history, problems)
+
+
+def _valid_metrics(m: dict) -> bool:
+    return (isinstance(m.get("accuracy"), (int, float)) and isinstance(m.get("per_class"), dict)
+            and isinstance(m.get("confusion_matrix"), list))
+
+
+def metrics_markdown(info: ModelInfo) -> str:
+    """The headline: accuracy, macro-F1, which split and how many images; or why there is none."""
+    m = info.metrics
+    if m is None:
+        note = ["**No evaluation results for these weights** (no `metrics.json` next to them), so "
+                "there is no measured accuracy to show."]
+        if info.card and info.card.get("note"):
+            note.append(f"The model card says: *{info.card['note']}*.")
+        note.extend(f"Problem: {p}." for p in info.problems)
+        return "\n\n".join(note)
+    where = m.get("source") or m.get("data") or "the evaluation set"
+    split = f", split `{m['split']}`" if m.get("split") else ""
+    held_out = " held-out" if m.get("split") and m["split"] != "train" else ""
+    lines = [f"### Accuracy {m['accuracy']:.1%} · macro-F1 {m.get('macro_f1', float('nan')):.3f}",
+             f"Measured on `{where}`{split}: {int(m.get('num_images', 0)):,}{held_out} face images."]
+    extras = []
+    if m.get("epoch") is not None:
+        training = (info.card or {}).get("training") or {}
+        of = f" of {training['epochs']}" if isinstance(training.get("epochs"), int) else ""
+        extras.append(f"weights from epoch {m['epoch']}{of}")
+    if m.get("tta") and m["tta"] != "none":
+        extras.append(f"test-time augmentation `{m['tta']}`")
+    if m.get("weights_dtype"):
+        extras.append(f"scored as shipped ({m['weights_dtype']})")
+    for key, value in m.items():
+        if key.startswith("accuracy_tta_") and isinstance(value, (int, float)):
+            extras.append(f"accuracy with `{key.removeprefix('accuracy_tta_')}` test-time augmentation {value:.1%}")
+    if extras:
+        text = "; ".join(extras)
+        lines.append(text[0].upper() + text[1:] + ".")
+    majority = max((c.get("support", 0) for c in m["per_class"].values()), default=0)
+    if m.get("num_images"):
+        lines.append(f"For scale: always answering the most common class would score "
+                     f"{majority / m['num_images']:.1%}; chance over 7 classes is 14.3%.")
+    lines.extend(f"Problem: {p}." for p in info.problems)
+    return "\n\n".join(lines)
+
+
+def per_class_table(metrics: dict | None) -> pd.DataFrame:
+    """class, precision, recall, F1, support: one row per class in the metrics' class order."""
+    columns = ["class", "precision", "recall", "F1", "support"]
+    if not metrics:
+        return pd.DataFrame(columns=columns)
+    names = metrics.get("classes") or list(metrics["per_class"])
+    rows = []
+    for name in names:
+        c = metrics["per_class"].get(name, {})
+        rows.append({"class": name, "precision": round(float(c.get("precision", 0)), 3),
+                     "recall": round(float(c.get("recall", 0)), 3), "F1": round(float(c.get("f1", 0)), 3),
+                     "support": int(c.get("support", 0))})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def confusion_figure(metrics: dict):
+    """Row-normalised confusion matrix (rows: true class; each row sums to 1) as a matplotlib figure.
+
+    Used when the release has no ``confusion.png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(metrics["confusion_matrix"], dtype=float)
+    names = metrics.get("classes") or list(EMOTIONS)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix, row-normalised (diagonal = recall)")
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def model_table(card: dict | None) -> pd.DataFrame:
+    """What the card says the model is: architecture, classes, sizes, normalisation, CAM layer."""
+    if not card:
+        return pd.DataFrame(columns=["property", "value"])
+    rows = [(k, _fmt(v)) for k, v in card.items() if k not in ("training", "metrics", "format")]
+    return pd.DataFrame(rows, columns=["property", "value"])
+
+
+def training_table(card: dict | None) -> pd.DataFrame:
+    """Every training setting recorded in the card (``card["training"]``), as setting/value rows."""
+    training = (card or {}).get("training")
+    if not isinstance(training, dict):
+        return pd.DataFrame(columns=["setting", "value"])
+    rows = []
+    for key, value in training.items():
+        if key == "class_counts" and isinstance(value, list) and len(value) == len(EMOTIONS):
+            value = dict(zip(EMOTIONS, value))
+        rows.append((key, _fmt(value)))
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
+    """Lay out the model page's components (inside the caller's ``gr.Tab``) from the release files."""
+    gr.Markdown(metrics_markdown(info), elem_id="model-metrics")
+    if info.metrics is not None:
+        # The release's own plot (counts and row-normalised side by side) when there is one.
+        if info.confusion_png is not None:
+            gr.Image(value=str(info.confusion_png), label="Confusion matrix (evaluation split)",
+                     interactive=False, buttons=["fullscreen", "download"], elem_id="confusion-matrix")
+        else:
+            gr.Plot(value=confusion_figure(info.metrics), label="Confusion matrix (evaluation split)",
+                    elem_id="confusion-matrix")
+        gr.Dataframe(value=per_class_table(info.metrics), label="Per-class precision, recall, F1 and support",
+                     interactive=False, elem_id="per-class-table")
+    if info.curves_png is not None or info.history is not None:
+        with gr.Accordion("Training curves", open=False):
+            if info.curves_png is not None:
+                gr.Image(value=str(info.curves_png), label="Loss and accuracy per epoch", interactive=False)
+            if info.history is not None:
+                gr.Dataframe(value=info.history, label="history.csv", interactive=False)
+    with gr.Accordion("Model card and training settings", open=info.metrics is None):
+        gr.Dataframe(value=model_table(info.card), label=f"Model ({card_path(weights).name})",
+                     interactive=False, wrap=True)
+        gr.Dataframe(value=training_table(info.card), label="Training settings (from the card)",
+                     interactive=False, wrap=True, elem_id="training-table")

@@ -1,0 +1,161 @@
+"""A ``Prediction`` as display values: boxes on the photo, face thumbnails, tables, summary, JSON.
+
+Pure functions (numpy, PIL, pandas; no Gradio), unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+
+from fer_demo.model import EMOTIONS
+from fer_demo.ui.options import NO_FACE_HINT
+
+if TYPE_CHECKING:
+    from fer_demo.pipeline import FaceResult, Prediction
+
+# One colour per expression for boxes and legend (colour-blind-friendly Okabe-Ito hues).
+EMOTION_COLORS = {"angry": "#D55E00", "disgust": "#009E73", "fear": "#CC79A7", "happy": "#E69F00",
+                  "sad": "#0072B2", "surprise": "#56B4E9", "neutral": "#999999"}
+# Crops are 48x48 (what the network sees): show them larger, with nearest-neighbour so the
+# pixels stay honest instead of being smoothed into a sharper-looking face.
+GALLERY_SIDE = 192
+# The annotated photo is shown at most this many pixels on its longer side.
+DISPLAY_MAX_SIDE = 1280
+
+
+def face_caption(index: int, face: FaceResult) -> str:
+    """``"face 1: happy 87%"`` (``index`` is 0-based)."""
+    return f"face {index + 1}: {face.label} {face.confidence:.0%}"
+
+
+def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer (x1, y1, x2, y2) inside a ``width`` x ``height`` image, at least 1 px wide and high."""
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width)))
+    y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height)))
+    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+
+
+def box_outline_mask(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
+    """float32 (height, width) mask: 1 on the box outline, 0 elsewhere (the face stays visible).
+
+    gr.AnnotatedImage's own box masks fill the face with a translucent colour, hiding the very
+    expression being labelled; a mask array lets us draw just the frame.
+    """
+    x1, y1, x2, y2 = clip_box(box, width, height)
+    t = max(2, round(min(height, width) / 200))  # line width scales with the photo
+    mask = np.zeros((height, width), dtype=np.float32)
+    mask[y1:y2, x1:min(x1 + t, x2)] = 1
+    mask[y1:y2, max(x2 - t, x1):x2] = 1
+    mask[y1:min(y1 + t, y2), x1:x2] = 1
+    mask[max(y2 - t, y1):y2, x1:x2] = 1
+    return mask
+
+
+def annotations(prediction: Prediction, max_side: int = DISPLAY_MAX_SIDE
+                ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict[str, str]]:
+    """gr.AnnotatedImage value (photo, [(outline mask, caption)]) and its colour map.
+
+    The photo is shown at most ``max_side`` px on its longer side (boxes scaled to match): Gradio
+    turns every mask into a float64 RGBA image of the photo's size, so a 50-megapixel photo with
+    20 faces would otherwise cost gigabytes.
+    """
+    image = prediction.image
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1:
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+    items, colors = [], {}
+    for i, face in enumerate(prediction.faces):
+        caption = face_caption(i, face)
+        box = tuple(v * scale for v in face.box)
+        items.append((box_outline_mask(box, h, w), caption))
+        colors[caption] = EMOTION_COLORS.get(face.label, "#FF0000")
+    return image, items, colors
+
+
+def _enlarge(image: np.ndarray, side: int = GALLERY_SIDE) -> Image.Image:
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if max(pil.size) >= side:
+        return pil
+    scale = side / max(pil.size)
+    return pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.NEAREST)
+
+
+def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[Image.Image, str]], list[int]]:
+    """Per face: the 48x48 face the network saw, and (with a CAM) the heatmap on it and on the photo.
+
+    Returns the gallery value and, for each gallery item, the index of its face.
+    """
+    items: list[tuple[Image.Image, str]] = []
+    owners: list[int] = []
+    for i, face in enumerate(prediction.faces):
+        items.append((_enlarge(face.aligned), f"face {i + 1}: input"))
+        owners.append(i)
+        explained = face.target or face.label
+        if cam and face.overlay is not None:
+            items.append((_enlarge(face.overlay), f"face {i + 1}: why {explained}"))
+            owners.append(i)
+        if cam and face.region_overlay is not None:
+            # The face box is rarely square: pad it so the thumbnails line up.
+            region = ImageOps.pad(Image.fromarray(np.ascontiguousarray(face.region_overlay)),
+                                  (GALLERY_SIDE, GALLERY_SIDE), Image.Resampling.BICUBIC, color=(40, 40, 40))
+            items.append((region, f"face {i + 1}: in the photo"))
+            owners.append(i)
+    return items, owners
+
+
+def probability_table(faces: list[FaceResult]) -> pd.DataFrame:
+    """One row per face: label, confidence and all seven probabilities in percent."""
+    columns = ["face", "label", *EMOTIONS]
+    rows = [{"face": i + 1, "label": f.label, **{e: round(100 * float(f.probabilities[e]), 1) for e in EMOTIONS}}
+            for i, f in enumerate(faces)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def format_summary(prediction: Prediction, seconds: float, cam: str | None, target: str | None, tta: str) -> str:
+    """Markdown: how many faces, whether the list was capped, each face's verdict, time taken."""
+    n = len(prediction.faces)
+    if prediction.faces_found == 0:
+        return f"**No face found** ({seconds:.1f} s). {NO_FACE_HINT}"
+    head = f"**{prediction.faces_found} face{'s' if prediction.faces_found != 1 else ''} found**"
+    if prediction.truncated:
+        head += (f", the {n} most confident analysed (limit {prediction.max_faces} per photo; "
+                 f"{prediction.faces_found - n} not shown)")
+    lines = [head + f" in {seconds:.1f} s."]
+    for i, face in enumerate(prediction.faces):
+        lines.append(f"- face {i + 1}: **{face.label}** {face.confidence:.0%} "
+                     f"(face detector confidence {face.detection_score:.2f})")
+    settings = [f"explanation: {cam}" if cam else "explanation: off"]
+    if cam:
+        settings.append(f"heatmaps explain: {target or 'each predicted label'}")
+    settings.append(f"test-time augmentation: {tta}")
+    lines.append("\n" + "; ".join(settings) + ".")
+    return "\n".join(lines)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def result_dict(prediction: Prediction, seconds: float, cam: str | None, target: str | None, tta: str) -> dict:
+    """The downloadable result: ``Prediction.to_dict()`` plus the request's settings."""
+    d = json.loads(json.dumps(prediction.to_dict(), default=_jsonable))
+    d["settings"] = {"cam": cam, "target": target, "tta": tta}
+    d["seconds"] = round(seconds, 3)
+    return d

@@ -1,0 +1,119 @@
+"""fer_demo.ui.model_page: the Model tab's content, read from a generated release folder (``release``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_helpers import fake_metrics, make_release
+
+from fer_demo.model import EMOTIONS
+from fer_demo.ui import model_page
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "fer_vgg19.safetensors"
+
+
+def test_model_info_reads_every_release_file(release):
+    info = model_page.ModelInfo.load(release)
+    assert info.metrics == json.loads((release.parent / "metrics.json").read_text())
+    assert info.card["architecture"] == "vgg19_bn" and "training" in info.card
+    assert info.confusion_png == release.parent / "confusion.png"
+    assert info.curves_png == release.parent / "curves.png"
+    assert list(info.history["epoch"]) == [1, 2, 3]
+    assert info.problems == []
+
+
+def test_model_info_without_metrics_says_so(bare_release):
+    info = model_page.ModelInfo.load(bare_release)
+    assert info.metrics is None and info.confusion_png is None and info.history is None
+    text = model_page.metrics_markdown(info)
+    assert "No evaluation results" in text and "metrics.json" in text
+
+
+def test_model_info_falls_back_to_the_cards_metrics(tmp_path, release):
+    weights = make_release(tmp_path, WEIGHTS, plots=False)
+    (tmp_path / "metrics.json").unlink()
+    info = model_page.ModelInfo.load(weights)
+    assert info.metrics is not None and info.metrics["accuracy"] == fake_metrics()["accuracy"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"accuracy": 0.5}'])
+def test_model_info_survives_a_broken_metrics_file(tmp_path, content):
+    weights = make_release(tmp_path, WEIGHTS, plots=False)
+    card = json.loads(weights.with_suffix(".json").read_text())
+    card.pop("metrics")
+    weights.with_suffix(".json").write_text(json.dumps(card))
+    (tmp_path / "metrics.json").write_text(content)
+    info = model_page.ModelInfo.load(weights)
+    assert info.metrics is None and info.problems
+    assert "Problem:" in model_page.metrics_markdown(info)
+
+
+def test_metrics_markdown_states_accuracy_f1_split_and_size(release):
+    m = fake_metrics()
+    text = model_page.metrics_markdown(model_page.ModelInfo.load(release))
+    assert f"Accuracy {m['accuracy']:.1%}" in text and f"macro-F1 {m['macro_f1']:.3f}" in text
+    assert "fer2013/test" in text and "split `test`" in text and f"{m['num_images']:,}" in text
+    assert f"{m['accuracy_tta_flip']:.1%}" in text and "epoch 3 of" in text
+    majority = max(c["support"] for c in m["per_class"].values()) / m["num_images"]
+    assert f"{majority:.1%}" in text
+
+
+def test_per_class_table_matches_metrics():
+    m = fake_metrics()
+    table = model_page.per_class_table(m)
+    assert list(table.columns) == ["class", "precision", "recall", "F1", "support"]
+    assert table["class"].tolist() == list(EMOTIONS)
+    for _, row in table.iterrows():
+        c = m["per_class"][row["class"]]
+        assert row["support"] == c["support"]
+        assert row["recall"] == pytest.approx(c["recall"], abs=5e-4)
+        assert row["F1"] == pytest.approx(c["f1"], abs=5e-4)
+    assert table["support"].sum() == m["num_images"]
+    assert model_page.per_class_table(None).empty
+
+
+def test_confusion_figure_is_row_normalised():
+    m = fake_metrics()
+    fig = model_page.confusion_figure(m)
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    cm = np.asarray(m["confusion_matrix"], float)
+    np.testing.assert_allclose(shown, cm / cm.sum(axis=1, keepdims=True))
+
+
+def test_training_and_model_tables_come_from_the_card(release):
+    card = json.loads(release.with_suffix(".json").read_text())
+    training = model_page.training_table(card)
+    assert training["setting"].tolist() == list(card["training"])
+    values = dict(zip(training["setting"], training["value"]))
+    assert values["epochs"] == str(card["training"]["epochs"]) and values["lr"] == f"{card['training']['lr']:g}"
+    assert json.loads(values["class_counts"]) == dict(zip(EMOTIONS, card["training"]["class_counts"]))
+    model = model_page.model_table(card)
+    assert {"architecture", "input_size", "cam_target_layer"} <= set(model["property"])
+    assert "training" not in set(model["property"]) and "metrics" not in set(model["property"])
+    assert model_page.training_table(None).empty and model_page.model_table(None).empty
+
+
+
+@pytest.mark.integration
+def test_the_shipped_release_fills_the_model_page(release_weights):
+    """weights/ as released: metrics.json, card and plots are there and in the expected format."""
+    info = model_page.ModelInfo.load(release_weights)
+    if info.metrics is None:
+        message = f"no evaluation results next to {release_weights} (python -m train export writes them)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert info.problems == []
+    m = info.metrics
+    assert f"Accuracy {m['accuracy']:.1%}" in model_page.metrics_markdown(info)
+    table = model_page.per_class_table(m)
+    assert table["class"].tolist() == list(EMOTIONS) and table["support"].sum() == m["num_images"]
+    assert np.asarray(m["confusion_matrix"]).sum() == m["num_images"]
+    assert info.confusion_png is not None
+    assert not model_page.training_table(info.card).empty
+
