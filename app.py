@@ -4,9 +4,10 @@
     FER_WEIGHTS=path/to/model.safetensors python app.py
 
 The UI only wires: ``fer_demo.pipeline.Predictor`` does the work (detect, align, classify, explain),
-``fer_demo.ui`` turns its ``Prediction`` into Gradio outputs (``handler``, ``render``) and builds the
-Model and About pages; this file lays the page out and launches. No model is loaded at import time: ``build_demo`` takes
-a ready ``Predictor``, so tests can build the UI without a server (or with a fake predictor).
+``fer_demo.ui`` turns its ``Prediction`` into Gradio outputs (``handler``, ``render``) and builds
+the Model and About pages; this file lays the page out and launches. No model is loaded at import
+time: ``build_demo`` takes a ready ``Predictor``, so tests can build the UI without a server (or
+with a fake predictor).
 
 Use from code (the API endpoint is ``/predict``; it returns the result as a dict):
 
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parent
 WEIGHTS = ROOT / "weights" / "fer_vgg19.safetensors"
 EXAMPLES_DIR = ROOT / "examples"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
 
 # Privacy (see fer_demo/uploads.py and the limits in fer_demo/limits.py): Gradio stores every
 # upload and webcam snapshot in its cache (GRADIO_TEMP_DIR, default <tmp>/gradio) and writes every

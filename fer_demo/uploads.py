@@ -11,7 +11,7 @@ A web server has to hold an upload for a moment; this module makes that moment s
 - ``DelayedDeleter``: result images the browser has to fetch once (the annotated photo, the
   per-face crops and heatmaps) are deleted a few seconds after the page received them.
 
-Pure Python, no web framework: ``app.py`` wires it to Gradio, and the tests use it directly.
+Pure Python, no web framework: ``fer_demo.ui.handler`` wires it to Gradio, and the tests use it directly.
 """
 
 from __future__ import annotations
