@@ -16,6 +16,7 @@ Pure Python, no web framework: ``fer_demo.ui.handler`` wires it to Gradio, and t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -156,20 +157,27 @@ class RecentUploads:
 
 
 class DelayedDeleter:
-    """Deletes files a fixed time after they are handed over (one daemon thread, started lazily)."""
+    """Deletes files a fixed time after they are handed over (one daemon thread, started lazily).
+
+    The web framework names output files by their content, so two requests that show the same
+    image (the same photo analysed twice) share one file. A file written again after it was
+    scheduled belongs to a later request as well: it is spared, and that request's own hand-over
+    schedules it again.
+    """
 
     def __init__(self, folder: str | Path, delay_s: float = OUTPUT_GRACE_S, keep=lambda: ()) -> None:
         self.folder = folder
         self.delay_s = delay_s
         self.keep = keep  # called at deletion time: paths that must survive (e.g. cached examples)
-        self._due: list[tuple[float, str]] = []
+        self._due: list[tuple[float, str, tuple | None]] = []  # (when, path, the file as scheduled)
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def schedule(self, paths: Iterable[str]) -> None:
         due = time.monotonic() + self.delay_s
+        entries = [(due, p, _version(p)) for p in paths]
         with self._cv:
-            self._due.extend((due, p) for p in paths)
+            self._due.extend(entries)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="fer-delete-outputs", daemon=True)
                 self._thread.start()
@@ -178,17 +186,17 @@ class DelayedDeleter:
     def flush(self) -> int:
         """Delete everything scheduled now (also used at shutdown and in tests); how many were deleted."""
         with self._cv:
-            paths, self._due = [p for _, p in self._due], []
-        return self._delete(paths)
+            entries, self._due = [(p, v) for _, p, v in self._due], []
+        return self._delete(entries)
 
     @property
     def pending(self) -> int:
         with self._cv:
             return len(self._due)
 
-    def _delete(self, paths: list[str]) -> int:
+    def _delete(self, entries: list[tuple[str, tuple | None]]) -> int:
         keep = list(self.keep())
-        return sum(discard(p, self.folder, keep) for p in paths)
+        return sum(discard(p, self.folder, keep) for p, version in entries if _version(p) == version)
 
     def _run(self) -> None:
         while True:
@@ -196,11 +204,20 @@ class DelayedDeleter:
                 while not self._due:
                     self._cv.wait()
                 now = time.monotonic()
-                ready = [p for t, p in self._due if t <= now]
-                self._due = [(t, p) for t, p in self._due if t > now]
-                wait = min((t for t, _ in self._due), default=now + 3600) - now
+                ready = [(p, v) for t, p, v in self._due if t <= now]
+                self._due = [e for e in self._due if e[0] > now]
+                wait = min((e[0] for e in self._due), default=now + 3600) - now
             if ready:
                 self._delete(ready)
             else:
                 with self._cv:
                     self._cv.wait(timeout=max(0.05, wait))
+
+
+def _version(path: str) -> tuple | None:
+    """What tells one write of a file from the next: (inode, size, mtime in ns); None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns

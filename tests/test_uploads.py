@@ -164,3 +164,19 @@ def test_delayed_deleter_many_batches(tmp_path, n):
     while any(f.exists() for f in files) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(f.exists() for f in files)
+
+
+def test_delayed_deleter_spares_a_file_a_later_request_wrote_again(tmp_path):
+    """Same photo analysed twice: the second request rewrites the same content-named output file
+    after the first scheduled it; the first request's deletion must not pull it from under the
+    second page (which schedules it again itself)."""
+    cache = tmp_path / "cache"
+    shared = put_file(cache, "image.webp", sub="samehash")
+    deleter = DelayedDeleter(cache, delay_s=0.3)
+    deleter.schedule([str(shared)])  # request 1's page got it
+    time.sleep(0.05)
+    shared.write_bytes(shared.read_bytes())  # request 2 writes the same bytes again
+    time.sleep(1.0)
+    assert shared.exists() and deleter.pending == 0  # request 1's deletion was skipped
+    deleter.schedule([str(shared)])  # request 2's page got it
+    assert deleter.flush() == 1 and not shared.exists()
