@@ -20,7 +20,7 @@ import train.fit as train_fit
 from fer_demo.weights import load_model
 from train.config import TrainConfig
 from train.fit import CHECKPOINT, ResumeError, class_weights, fit
-from train_helpers import learnable_dataset
+from train_helpers import fail_during_epoch, learnable_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -109,24 +109,13 @@ def test_resume_after_crash_is_bitwise_identical(run_a, data_root, tmp_path, mon
     out_b = tmp_path / "b"
     cfg_b = tiny_config(data_root, out_b)
 
-    # Crash in the middle of epoch 2: after epoch 1's checkpoint and after one optimiser step of epoch 2
-    # (so the in-memory model, optimiser, scheduler and RNG have moved on past the checkpoint).
+    # Crash at the 2nd batch of epoch 2 (the in-memory state has moved on past epoch 1's checkpoint).
     real = train_fit.train_one_epoch
-    calls = {"epochs": 0, "batches": 0}
 
-    def crashing(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs):
-        calls["epochs"] += 1
-        if calls["epochs"] < 2:
-            return real(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs)
+    def crash() -> None:
+        raise SimulatedCrash("killed during epoch 2")
 
-        def augment_then_crash(faces, generator):
-            calls["batches"] += 1
-            if calls["batches"] == 2:
-                raise SimulatedCrash("killed during epoch 2")
-            return augment(faces, generator)
-
-        return real(model, data, optimizer, scheduler, criterion, augment_then_crash, *args, **kwargs)
-
+    crashing, calls = fail_during_epoch(real, crash)
     monkeypatch.setattr(train_fit, "train_one_epoch", crashing)
     with pytest.raises(SimulatedCrash):
         fit(cfg_b, device="cpu")
@@ -137,11 +126,10 @@ def test_resume_after_crash_is_bitwise_identical(run_a, data_root, tmp_path, mon
 
     fit(cfg_b, resume=True, device="cpu")
 
+    assert_same_run(out_a, out_b)  # weights, best model and metrics
     a, b = load_ckpt(out_a), load_ckpt(out_b)
     assert a["epoch"] == b["epoch"] == 2
     assert set(a["model"]) == set(b["model"])
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
     # The optimiser's state (moments, step counts) and the schedule continue exactly as well.
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for i, sa in a["optimizer"]["state"].items():
@@ -155,10 +143,6 @@ def test_resume_after_crash_is_bitwise_identical(run_a, data_root, tmp_path, mon
     hb = [{k: v for k, v in r.items() if k not in timing} for r in read_history(out_b)]
     assert ha == hb
     assert json.loads((out_b / "metrics.json").read_text()) == metrics_a
-    best_a, _ = load_model(out_a / "best.safetensors")
-    best_b, _ = load_model(out_b / "best.safetensors")
-    for k, v in best_a.state_dict().items():
-        assert torch.equal(best_b.state_dict()[k], v), k
 
     # Resuming a finished run trains nothing and changes nothing.
     before = (out_b / CHECKPOINT).read_bytes()
@@ -250,29 +234,15 @@ def test_class_weights():
 
 KILL_DRIVER = """
 import io, json, os, signal, sys
-sys.path.insert(0, {root!r})
+sys.path[:0] = [{root!r}, {tests!r}]
 import torch
 import train.fit as F
 from train.config import config_from_dict
+from train_helpers import fail_during_epoch
 
 cfg, mode = config_from_dict(json.loads(sys.argv[1])), sys.argv[2]
 if mode == "mid-epoch":  # SIGKILL at the 2nd batch of epoch 2 (after epoch 1's checkpoint)
-    real, calls = F.train_one_epoch, {{"epochs": 0, "batches": 0}}
-
-    def crashing(model, data, optimizer, scheduler, criterion, augment, *a, **k):
-        calls["epochs"] += 1
-        if calls["epochs"] < 2:
-            return real(model, data, optimizer, scheduler, criterion, augment, *a, **k)
-
-        def augment_then_die(faces, generator):
-            calls["batches"] += 1
-            if calls["batches"] == 2:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return augment(faces, generator)
-
-        return real(model, data, optimizer, scheduler, criterion, augment_then_die, *a, **k)
-
-    F.train_one_epoch = crashing
+    F.train_one_epoch, _ = fail_during_epoch(F.train_one_epoch, lambda: os.kill(os.getpid(), signal.SIGKILL))
 elif mode == "mid-write":  # SIGKILL with half of epoch 2's checkpoint on disk
     real_save, calls = torch.save, {{"n": 0}}
 
@@ -293,6 +263,7 @@ F.fit(cfg, device="cpu")
 
 
 def assert_same_run(out_a, out_b) -> None:
+    """Two run folders hold the same final checkpoint weights, best model and metrics, bit for bit."""
     a, b = load_ckpt(out_a), load_ckpt(out_b)
     assert a["epoch"] == b["epoch"]
     for k in a["model"]:
@@ -316,7 +287,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(run_a, data_root, t
     cfg_b = tiny_config(data_root, out_b)
     root = str(Path(__file__).resolve().parents[1])
     driver = tmp_path / "driver.py"
-    driver.write_text(KILL_DRIVER.format(root=root))
+    driver.write_text(KILL_DRIVER.format(root=root, tests=str(Path(__file__).resolve().parent)))
     run = subprocess.run([sys.executable, str(driver), json.dumps(cfg_b.to_dict()), when], cwd=root,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]

@@ -7,6 +7,7 @@ and/or the CSV layout ``emotion,pixels,Usage``.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,29 @@ def learnable_dataset(root: Path, classes: tuple[int, ...], n_train_per_class: i
     train = [(c, learnable_face(c, rng)) for _ in range(n_train_per_class) for c in classes]
     test = [(c, learnable_face(c, rng)) for _ in range(n_test_per_class) for c in classes]
     return write_folder(root, {"train": train, "test": test})
+
+
+def fail_during_epoch(train_one_epoch: Callable, fail: Callable[[], None], epoch: int = 2, batch: int = 2
+                      ) -> tuple[Callable, dict]:
+    """A ``train.fit.train_one_epoch`` that calls ``fail()`` at batch ``batch`` of epoch ``epoch``.
+
+    With the defaults that is after epoch 1's checkpoint and after one optimiser step of epoch 2,
+    so the in-memory model, optimiser, scheduler and RNG have moved on past the checkpoint.
+    Returns the replacement and its call counters (``{"epochs": ..., "batches": ...}``).
+    """
+    calls = {"epochs": 0, "batches": 0}
+
+    def failing(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs):
+        calls["epochs"] += 1
+        if calls["epochs"] < epoch:
+            return train_one_epoch(model, data, optimizer, scheduler, criterion, augment, *args, **kwargs)
+
+        def augment_then_fail(faces, generator):
+            calls["batches"] += 1
+            if calls["batches"] == batch:
+                fail()
+            return augment(faces, generator)
+
+        return train_one_epoch(model, data, optimizer, scheduler, criterion, augment_then_fail, *args, **kwargs)
+
+    return failing, calls
