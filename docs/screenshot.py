@@ -12,18 +12,11 @@ weights or the page change.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -41,15 +34,14 @@ def main(argv: list[str] | None = None) -> Path:
     from fer_demo.pipeline import Predictor
 
     demo = app.build_demo(Predictor(weights_path=args.weights), weights=args.weights)
-    demo.queue(default_concurrency_limit=1)
-    port = free_port()
-    demo.launch(**{**app.launch_settings(), "server_name": "127.0.0.1", "server_port": port, "quiet": True,
-                   "prevent_thread_lock": True})
+    demo.queue(**app.QUEUE)
+    demo.launch(**{**app.launch_settings(), "server_name": "127.0.0.1", "server_port": None, "quiet": True,
+                   "prevent_thread_lock": True})  # the first free port from 7860 on
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": args.width, "height": 900})
-            page.goto(f"http://localhost:{port}/")
+            page.goto(demo.local_url)
             page.locator("#analyze-button").wait_for(timeout=60_000)
             page.locator("#photo input[type=file]").set_input_files(str(args.photo))
             page.locator("#photo img").first.wait_for(timeout=30_000)

@@ -11,12 +11,9 @@ import contextlib
 import csv
 import json
 import shutil
-import socket
-import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import numpy as np
 from PIL import Image
 
@@ -76,34 +73,20 @@ def make_release(dest: Path, weights: Path, metrics: bool = True, plots: bool = 
     return target
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(demo, host: str = "127.0.0.1") -> Iterator[str]:
-    """Queue and launch ``demo`` in this process the way ``app.main`` does, on a free port; yields its URL."""
+    """Queue and launch ``demo`` in this process the way ``app.main`` does, on a free port; yields its URL.
+
+    ``launch`` returns once the page answers (Gradio checks its own local URL) and picks the
+    first free port from 7860 on.
+    """
     import app
 
-    settings = {**app.launch_settings(), "server_name": host, "server_port": free_port(), "quiet": True,
-                "prevent_thread_lock": True}
     demo.queue(**app.QUEUE)
-    demo.launch(**settings)
-    url = f"http://{host}:{settings['server_port']}/"
+    demo.launch(**{**app.launch_settings(), "server_name": host, "server_port": None, "quiet": True,
+                   "prevent_thread_lock": True})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not answer at {url}")
-            time.sleep(0.5)
-        yield url
+        yield demo.local_url
     finally:
         demo.close()
 
