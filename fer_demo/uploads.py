@@ -43,17 +43,17 @@ def discard(path: str | Path, folder: str | Path, keep: Iterable[str | Path] = (
     folder goes too once empty. Missing files are not an error (two requests may race).
     """
     p = Path(path)
-    if not is_inside(p, folder) or p.resolve() == Path(folder).resolve():
+    root, real = Path(folder).resolve(), p.resolve()
+    if real == root or not is_inside(real, root):
         return False
-    kept = {str(Path(k).resolve()) for k in keep}
-    if str(p.resolve()) in kept or not p.is_file():
+    if str(real) in {str(Path(k).resolve()) for k in keep} or not p.is_file():
         return False
     try:
         p.unlink()
     except FileNotFoundError:
         return False
     parent = p.parent
-    if parent.resolve() != Path(folder).resolve():
+    if parent.resolve() != root:
         try:
             parent.rmdir()  # only if empty
         except OSError:
