@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import vgg19_bn
+from torchvision.models.vgg import cfgs, make_layers
 
 # Canonical FER2013 class order (the integer labels of fer2013.csv).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -39,8 +39,10 @@ class FERNet(nn.Module):
 
     def __init__(self, num_classes: int = len(EMOTIONS), dropout: float = DROPOUT) -> None:
         super().__init__()
-        features = vgg19_bn(weights=None).features
-        # Grayscale faces: one input channel instead of RGB.
+        # torchvision's VGG builder for configuration "E" (VGG19) with BatchNorm: the same
+        # modules and parameter names as ``vgg19_bn().features`` without building (and
+        # discarding) the 120M-parameter ImageNet head. Grayscale faces: one input channel.
+        features = make_layers(cfgs["E"], batch_norm=True)
         features[0] = nn.Conv2d(1, 64, kernel_size=3, padding=1)
         self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)

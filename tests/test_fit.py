@@ -138,10 +138,7 @@ def test_resume_after_crash_is_bitwise_identical(run_a, data_root, tmp_path, mon
         for name in sa:
             assert torch.equal(torch.as_tensor(sa[name]), torch.as_tensor(sb[name])), (i, name)
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
-    timing = ("images_per_s", "epoch_seconds")
-    ha = [{k: v for k, v in r.items() if k not in timing} for r in read_history(out_a)]
-    hb = [{k: v for k, v in r.items() if k not in timing} for r in read_history(out_b)]
-    assert ha == hb
+    same_history(out_a, out_b)
     assert json.loads((out_b / "metrics.json").read_text()) == metrics_a
 
     # Resuming a finished run trains nothing and changes nothing.
@@ -351,3 +348,192 @@ def test_a_foreign_checkpoint_is_refused(data_root, tmp_path):
     torch.save({"model": {"w": torch.zeros(1)}}, out / CHECKPOINT)
     with pytest.raises(ResumeError, match="not a checkpoint of this trainer"):
         fit(tiny_config(data_root, out), resume=True, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------
+# A campaign across sessions: mid-epoch checkpoints, the wsd schedule, EMA, status
+
+
+TIMING = ("images_per_s", "epoch_seconds", "eval_seconds", "cpu_seconds")
+
+
+def same_history(out_a, out_b) -> None:
+    ha = [{k: v for k, v in r.items() if k not in TIMING} for r in read_history(out_a)]
+    hb = [{k: v for k, v in r.items() if k not in TIMING} for r in read_history(out_b)]
+    assert ha == hb
+
+
+def crash() -> None:
+    raise SimulatedCrash("killed during epoch 2")
+
+
+def test_mid_epoch_checkpoint_then_cli_resume_is_bitwise_identical(run_a, data_root, tmp_path, monkeypatch, capsys):
+    """Saving after every step (checkpoint_minutes ~0), a crash inside epoch 2 keeps that epoch's
+    first step; ``python -m train fit --out DIR --resume`` (no other flag: the run's own config)
+    then ends exactly as the uninterrupted run, which saved only at epoch ends."""
+    from train.__main__ import main
+
+    _, out_a, metrics_a = run_a
+    out_b = tmp_path / "b"
+    crashing, calls = fail_during_epoch(train_fit.train_one_epoch, crash)
+    monkeypatch.setattr(train_fit, "train_one_epoch", crashing)
+    with pytest.raises(SimulatedCrash):
+        fit(tiny_config(data_root, out_b, checkpoint_minutes=1e-9), device="cpu")
+    monkeypatch.undo()
+    ckpt = load_ckpt(out_b)
+    assert (ckpt["epoch"], ckpt["step"], ckpt["steps_per_epoch"]) == (1, 1, 3)  # 48 images / batch 16
+    assert ckpt["epoch_state"]["step"] == 1 and ckpt["epoch_state"]["seen"] == 16
+    progress = json.loads((out_b / "progress.json").read_text())
+    assert (progress["epoch"], progress["step"], progress["finished"]) == (1, 1, False)
+
+    assert main(["fit", "--out", str(out_b), "--resume", "--device", "cpu"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert_same_run(out_a, out_b)
+    same_history(out_a, out_b)
+    assert json.loads((out_b / "metrics.json").read_text()) == metrics_a
+    segments = load_ckpt(out_b)["segments"]
+    assert [(s["epoch"], s["step"]) for s in segments] == [(0, 0), (1, 1)]
+    assert all(s["precision"] == "fp32" and s["hardware"]["label"] for s in segments)
+
+
+@pytest.fixture(scope="module")
+def run_ema(data_root, tmp_path_factory):
+    """An uninterrupted wsd run with EMA weights (tiny decay so they differ from the raw ones)."""
+    out = tmp_path_factory.mktemp("run") / "ema"
+    cfg = tiny_config(data_root, out, schedule="wsd", ema_decay=0.5)
+    return cfg, out, fit(cfg, device="cpu")
+
+
+def test_ema_and_wsd_resume_mid_epoch_exactly(run_ema, data_root, tmp_path, monkeypatch):
+    cfg_a, out_a, metrics_a = run_ema
+    out_b = tmp_path / "b"
+    cfg_b = tiny_config(data_root, out_b, schedule="wsd", ema_decay=0.5, checkpoint_minutes=1e-9)
+    monkeypatch.setattr(train_fit, "train_one_epoch", fail_during_epoch(train_fit.train_one_epoch, crash)[0])
+    with pytest.raises(SimulatedCrash):
+        fit(cfg_b, device="cpu")
+    monkeypatch.undo()
+    fit(cfg_b, resume=True, device="cpu")
+    assert_same_run(out_a, out_b)
+    same_history(out_a, out_b)
+    a, b = load_ckpt(out_a), load_ckpt(out_b)
+    assert a["ema"] and set(a["ema"]) == set(b["ema"])
+    for k, v in a["ema"].items():
+        assert torch.equal(v, b["ema"][k]), k
+    # The EMA weights are real averages: not the raw weights, and scored every epoch.
+    assert any(not torch.equal(a["ema"]["module." + k], v) for k, v in a["model"].items() if v.is_floating_point())
+    hist = read_history(out_a)
+    assert all(r["val_acc_ema"] != "" for r in hist)
+    assert metrics_a["weights"] in ("raw", "ema")
+    best = max(max(float(r["val_acc"]), float(r["val_acc_ema"])) for r in hist)
+    assert metrics_a["accuracy"] == pytest.approx(best, abs=1e-5)
+
+
+def test_wsd_schedule_shape():
+    cfg = TrainConfig(schedule="wsd", warmup_frac=0.1, decay_frac=0.2, epochs=10)
+    total = 1000
+    f = [train_fit.wsd_factor(s, total, cfg) for s in range(total + 1)]
+    assert f[0] == pytest.approx(1 / 25)
+    assert all(a < b for a, b in zip(f[:100], f[1:101]))  # linear warmup over 10% of the steps
+    assert set(f[100:800]) == {1.0}  # constant until the last 20%
+    assert all(a > b for a, b in zip(f[800:1000], f[801:1001]))  # then a linear decay
+    assert f[1000] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("done, new_epochs, ok", [
+    (300, 20, True),  # constant phase under both lengths: the campaign can grow ...
+    (300, 6, True),  # ... or shrink
+    (850, 20, False),  # already decaying under the old length
+    (450, 5, False),  # would be decaying under the new length
+    (50, 20, False),  # still warming up under the new length (warmup 200 steps)
+])
+def test_wsd_epochs_may_change_on_resume_only_in_the_constant_phase(done, new_epochs, ok):
+    saved = TrainConfig(schedule="wsd", warmup_frac=0.1, decay_frac=0.2, epochs=10)
+    cfg = TrainConfig(schedule="wsd", warmup_frac=0.1, decay_frac=0.2, epochs=new_epochs)
+    if ok:
+        train_fit.check_resumable(saved, cfg, done, steps_per_epoch=100)
+    else:
+        with pytest.raises(ResumeError, match="constant-LR phase"):
+            train_fit.check_resumable(saved, cfg, done, steps_per_epoch=100)
+    onecycle = TrainConfig(epochs=10)
+    with pytest.raises(ResumeError, match="config differs.*epochs"):
+        train_fit.check_resumable(onecycle, TrainConfig(epochs=new_epochs), done, steps_per_epoch=100)
+
+
+def test_a_finished_wsd_run_cannot_be_lengthened(run_ema, data_root):
+    cfg, out, _ = run_ema
+    with pytest.raises(ResumeError, match="constant-LR phase"):
+        fit(tiny_config(data_root, out, schedule="wsd", ema_decay=0.5, epochs=4), resume=True, device="cpu")
+
+
+def test_status_of_an_interrupted_run(data_root, tmp_path, monkeypatch, capsys):
+    from train.__main__ import main
+    from train.hardware import describe
+    from train.status import run_status
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(train_fit, "train_one_epoch", fail_during_epoch(train_fit.train_one_epoch, crash)[0])
+    with pytest.raises(SimulatedCrash):
+        fit(tiny_config(data_root, out, checkpoint_minutes=1e-9), device="cpu")
+    st = run_status(out)
+    assert (st.epochs, st.epochs_done, st.step, st.steps_per_epoch, st.finished) == (2, 1, 1, 3, False)
+    hist = read_history(out)
+    assert st.best_acc == pytest.approx(float(hist[0]["val_acc"]), abs=1e-5) and st.best_epoch == 1
+    here = describe("cpu").label
+    assert st.this_machine == here
+    assert [(p.hardware, p.precision, p.first_epoch, p.last_epoch) for p in st.parts] == [(here, "fp32", 1, 1)]
+    assert st.parts[0].cpu_hours > 0 and st.parts[0].images_per_s > 0
+    # ETA: 2 steps of 16 images left at the rate measured on this hardware, plus one evaluation.
+    assert st.images_per_s == pytest.approx(float(hist[0]["images_per_s"]))
+    assert st.eta_seconds == pytest.approx(32 / st.images_per_s + float(hist[0]["eval_seconds"]), rel=1e-6)
+    assert len(st.segments) == 1 and st.segments[0]["hardware"]["label"] == here
+
+    assert main(["status", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1/2 epochs + 1/3 steps" in text and here in text and "ETA" in text
+    assert main(["status", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs_done"] == 1
+
+
+def test_status_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    from train.__main__ import main
+
+    assert main(["status", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no progress.json" in err and "Traceback" not in err
+
+
+def test_status_sees_a_live_training_process(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from train.status import pid_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "train", "fit"])
+    try:
+        assert pid_alive(proc.pid, socket.gethostname())
+        assert not pid_alive(proc.pid, "another-host")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not pid_alive(proc.pid, socket.gethostname())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, but not a trainer
+    try:
+        assert not pid_alive(other.pid, socket.gethostname())
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_auto_precision_measures_only_where_bf16_is_native(monkeypatch):
+    import train.engine as E
+
+    cpu = torch.device("cpu")
+    asked = []
+    monkeypatch.setattr(E, "bf16_supported", lambda: False)
+    assert E.resolve_precision("auto", cpu, lambda: asked.append(1) or "bf16") == "fp32" and not asked
+    monkeypatch.setattr(E, "bf16_supported", lambda: True)
+    assert E.resolve_precision("auto", cpu, lambda: "fp32") == "fp32"  # measured slower: fp32
+    assert E.resolve_precision("auto", cpu, lambda: "bf16") == "bf16"
+    assert E.resolve_precision("bf16", cpu, lambda: "fp32") == "bf16"  # explicit wins
+    assert E.resolve_precision("auto", torch.device("cuda"), lambda: "fp32") == "fp16-amp"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -14,25 +15,58 @@ from tqdm import tqdm
 
 from fer_demo.transforms import TrainAugment, tta_views
 from train.data import FaceDataset
+from train.hardware import bf16_native
 from train.metrics import classification_metrics
 
 
 def bf16_supported() -> bool:
     """True when this CPU has native bf16 matrix math (AVX-512 BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return bf16_native()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: str, device: torch.device, choose_bf16: Callable[[], str] | None = None) -> str:
+    """The precision a run uses on ``device``: "fp32", "bf16" (CPU autocast) or "fp16-amp" (CUDA).
+
+    ``"auto"`` on a CPU: fp32 without native bf16 (emulated bf16 is ~15x slower); with native
+    bf16, ``choose_bf16()`` decides (the trainer measures, see ``pick_cpu_precision``: an Intel
+    Xeon with AVX-512 BF16 but no AMX trained *slower* in bf16 than in fp32), else bf16.
+    """
     if precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"Invalid precision {precision!r}. Only 'auto', 'fp32' and 'bf16' are supported.")
     if device.type == "cuda":
         return "fp32" if precision == "fp32" else "fp16-amp"
     if precision == "auto":
-        return "bf16" if bf16_supported() else "fp32"
+        if not bf16_supported():
+            return "fp32"
+        return choose_bf16() if choose_bf16 is not None else "bf16"
     return precision
+
+
+def pick_cpu_precision(batch_size: int = 32, steps: int = 2, margin: float = 1.1) -> tuple[str, dict[str, float]]:
+    """Time training steps of the real model in fp32 and bf16 on this CPU; bf16 wins only when
+    it is at least ``margin`` times faster. Returns the choice and the measured img/s (~10-20 s)."""
+    from fer_demo.model import FACE_SIZE, build_model
+
+    gen = torch.Generator().manual_seed(0)
+    faces = torch.randint(0, 256, (batch_size, FACE_SIZE, FACE_SIZE), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 7, (batch_size,), generator=gen)
+    x = TrainAugment()(faces, gen).contiguous(memory_format=torch.channels_last)
+    rng = torch.get_rng_state()  # leave the caller's random stream as it was
+    speed = {}
+    for precision in ("fp32", "bf16"):
+        model = build_model().to(memory_format=torch.channels_last).train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        for i in range(steps + 1):  # the first step warms up oneDNN's kernels
+            if i == 1:
+                t0 = time.perf_counter()
+            with autocast(torch.device("cpu"), precision):
+                loss = F.cross_entropy(model(x).float(), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        speed[precision] = steps * batch_size / (time.perf_counter() - t0)
+    torch.set_rng_state(rng)
+    return ("bf16" if speed["bf16"] >= margin * speed["fp32"] else "fp32"), speed
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -49,6 +83,40 @@ class EpochStats:
     accuracy: float
     images_per_s: float
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU time (all threads): what "CPU-hours" add up
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands after ``step`` optimiser steps: the running sums its statistics
+    come from. Saved in a mid-epoch checkpoint (with the RNG states) so a resumed epoch ends
+    with the same numbers as an uninterrupted one."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0  # wall-clock spent on this epoch's steps so far, across sessions
+    cpu_seconds: float = 0.0
+    segment_seconds: float = field(default=0.0, compare=False)  # of ``seconds``, spent since this process started it
+    segment_images: int = field(default=0, compare=False)
+
+    @property
+    def images_per_s(self) -> float:
+        """Throughput of this process on this epoch (not of earlier sessions' machines)."""
+        return self.segment_images / self.segment_seconds if self.segment_seconds > 0 else 0.0
+
+    def stats(self) -> EpochStats:
+        return EpochStats(self.loss_sum / max(self.seen, 1), self.correct / max(self.seen, 1), self.images_per_s,
+                          self.seconds, self.cpu_seconds)
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpochProgress:
+        return cls(**{k: d[k] for k in ("step", "loss_sum", "correct", "seen", "seconds", "cpu_seconds")})
 
 
 def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.Optimizer,
@@ -56,17 +124,27 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                     augment: TrainAugment, generator: torch.Generator, batch_size: int,
                     device: torch.device, precision: str, channels_last: bool,
                     scaler: torch.amp.GradScaler | None = None, grad_clip: float = 0.0, desc: str = "train",
-                    progress: bool = True) -> EpochStats:
-    """One pass over ``data`` in a random order drawn from ``generator`` (drops the last
-    partial batch so BatchNorm never sees a batch of 1)."""
+                    progress: bool = True, order: torch.Tensor | None = None, start: EpochProgress | None = None,
+                    on_step: Callable[[EpochProgress], None] | None = None,
+                    ema: torch.optim.swa_utils.AveragedModel | None = None) -> EpochStats:
+    """One pass over ``data`` (drops the last partial batch so BatchNorm never sees a batch of 1).
+
+    ``order``: the epoch's permutation of ``data``; by default drawn from ``generator``.
+    ``start``: continue an epoch after ``start.step`` steps (``generator`` and torch's global RNG
+    must then hold the states they had at that step). ``on_step(progress)`` runs after every
+    optimiser step (the trainer checkpoints from it). ``ema``: weights averaged after each step.
+    """
     model.train()
     n = len(data)
-    order = torch.randperm(n, generator=generator)
+    if order is None:
+        order = torch.randperm(n, generator=generator)
     steps = n // batch_size
-    total_loss, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, unit="batch", disable=not progress, dynamic_ncols=True)
+    p = start if start is not None else EpochProgress()
+    p.segment_seconds, p.segment_images = 0.0, 0
+    bar = tqdm(range(p.step, steps), desc=desc, unit="batch", disable=not progress, dynamic_ncols=True,
+               initial=p.step, total=steps)
     for step in bar:
+        t0, c0 = time.perf_counter(), time.process_time()
         idx = order[step * batch_size : (step + 1) * batch_size]
         x = augment(data.images[idx], generator)
         y = data.labels[idx]
@@ -90,14 +168,23 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
-        seen += len(y)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        img_s=f"{seen / elapsed:.0f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
-    elapsed = time.perf_counter() - start
-    return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen / max(elapsed, 1e-9), elapsed)
+        if ema is not None:
+            ema.update_parameters(model)
+        p.step = step + 1
+        p.loss_sum += loss.item() * len(y)
+        p.correct += int((logits.argmax(1) == y).sum())
+        p.seen += len(y)
+        dt = time.perf_counter() - t0
+        p.seconds += dt
+        p.cpu_seconds += time.process_time() - c0
+        p.segment_seconds += dt
+        p.segment_images += len(y)
+        bar.set_postfix(loss=f"{p.loss_sum / p.seen:.3f}", acc=f"{p.correct / p.seen:.3f}",
+                        img_s=f"{p.images_per_s:.0f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
+        if on_step is not None:
+            on_step(p)
+    bar.close()
+    return p.stats()
 
 
 @torch.no_grad()

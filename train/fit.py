@@ -1,12 +1,20 @@
-"""``python -m train fit``: train, checkpoint every epoch, keep the best epoch, write outputs.
+"""``python -m train fit``: train, checkpoint often, keep the best epoch, write outputs.
 
 Run directory layout::
 
-    config.json      resolved TrainConfig (+ device, precision, data fingerprints)
-    checkpoint.pt    last complete epoch: model, optimizer, scheduler, history, RNG (resume)
+    config.json      resolved TrainConfig (+ device, precision, data fingerprints, hardware)
+    checkpoint.pt    the latest state: model, optimizer, scheduler, EMA, history, RNG states,
+                     and, when written mid-epoch, the step and the epoch's running sums (resume)
+    progress.json    what ``python -m train status`` reads: step, throughput, segments, pid
     best.safetensors best epoch so far (float32) + best.json card
-    history.csv      per-epoch loss/accuracy/images-per-second, curves.png
+    history.csv      per-epoch loss/accuracy/throughput/hardware, curves.png
     metrics.json     best epoch on the evaluation split, confusion.png
+
+A checkpoint is written at the end of every epoch and every ``checkpoint_minutes`` inside
+one; ``--resume`` continues from it (mid-epoch too) with the same data order and random
+draws as an uninterrupted run, so on the same machine and precision the result is bitwise
+the same. Each start or resume opens a *segment* that records the hardware and precision it
+ran on.
 """
 
 from __future__ import annotations
@@ -14,7 +22,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -26,11 +37,16 @@ from fer_demo.transforms import TrainAugment
 from fer_demo.weights import ModelCard, save_model
 from train.config import TrainConfig, config_from_dict
 from train.data import FaceDataset, load_split
-from train.engine import evaluate, resolve_precision, train_one_epoch
+from train.engine import EpochProgress, evaluate, pick_cpu_precision, resolve_precision, train_one_epoch
+from train.hardware import describe
 from train.metrics import plot_confusion, plot_history
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.safetensors"
+PROGRESS = "progress.json"
+# Flags that may differ on --resume: where the data is, how it is shown, how often it is saved,
+# and the numerics chosen per machine. Anything else would silently change the run.
+RESUME_MAY_DIFFER = ("progress", "data", "checkpoint_minutes", "precision", "channels_last")
 
 
 class ResumeError(RuntimeError):
@@ -107,11 +123,71 @@ def subset(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
 
 
 def write_history(rows: list[dict], out: Path) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # a run resumed by newer code may add columns
     with open(out / "history.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w = csv.DictWriter(fh, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
     plot_history(rows, out / "curves.png")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+                    ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-step LR schedule of ``cfg.schedule`` over ``cfg.epochs * steps_per_epoch`` steps."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+                                                   pct_start=cfg.warmup_frac, div_factor=25, final_div_factor=1e3)
+    if cfg.schedule == "wsd":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: wsd_factor(step, total, cfg))
+    raise ValueError(f"Invalid schedule {cfg.schedule!r}. Only 'onecycle' and 'wsd' are supported.")
+
+
+def wsd_phases(total: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(end of warmup, start of decay) in steps for a wsd run of ``total`` steps."""
+    warm = max(1, round(cfg.warmup_frac * total))
+    decay_start = max(warm, total - round(cfg.decay_frac * total))
+    return warm, decay_start
+
+
+def wsd_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """LR multiplier: linear warmup from 1/25 of the peak, hold, linear decay to 1/1000 of it."""
+    warm, decay_start = wsd_phases(total, cfg)
+    if step < warm:
+        return 1 / 25 + (1 - 1 / 25) * step / warm
+    if step < decay_start:
+        return 1.0
+    frac = min(1.0, (step - decay_start) / max(1, total - decay_start))
+    return 1.0 + (1e-3 - 1.0) * frac
+
+
+def check_resumable(saved: TrainConfig, cfg: TrainConfig, done_steps: int, steps_per_epoch: int | None) -> None:
+    """Raise ``ResumeError`` unless ``cfg`` may continue a run saved with ``saved``.
+
+    A wsd run may change ``epochs`` while it is in its constant-LR phase under both lengths
+    (``steps_per_epoch`` known): the LR so far and until the new decay is the same.
+    """
+    differ = [k for k, v in saved.to_dict().items() if k not in RESUME_MAY_DIFFER and cfg.to_dict()[k] != v]
+    if differ == ["epochs"] and cfg.schedule == "wsd" and steps_per_epoch:
+        old_warm, old_decay = wsd_phases(saved.epochs * steps_per_epoch, saved)
+        new_warm, new_decay = wsd_phases(cfg.epochs * steps_per_epoch, cfg)
+        if max(old_warm, new_warm) <= done_steps < min(old_decay, new_decay):
+            return
+        raise ResumeError(f"--resume: --epochs can change from {saved.epochs} to {cfg.epochs} only while the wsd "
+                          f"run is in its constant-LR phase under both lengths (it has done {done_steps} steps; "
+                          f"constant phase {old_warm}-{old_decay} now, {new_warm}-{new_decay} with the new length)")
+    if differ:
+        raise ResumeError(f"--resume: config differs from the checkpoint's in {differ}; use the same flags")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> dict:
@@ -124,13 +200,24 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
             raise ResumeError(f"--resume: no {CHECKPOINT} in {out}")
         state = read_checkpoint(ckpt_path)
         saved = config_from_dict(state["config"])
-        # Only presentation flags may differ on resume; anything else would silently change the run.
-        differ = [k for k, v in saved.to_dict().items() if k not in ("progress", "data") and cfg.to_dict()[k] != v]
-        if differ:
-            raise ResumeError(f"--resume: config differs from the checkpoint's in {differ}; use the same flags")
+        check_resumable(saved, cfg, state.get("global_step", 0), state.get("steps_per_epoch"))
+    if cfg.checkpoint_minutes < 0:
+        raise ValueError(f"checkpoint_minutes must be >= 0, got {cfg.checkpoint_minutes}")
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    precision = resolve_precision(cfg.precision, dev)
+    hardware = describe(dev)
+    # "auto" on a CPU with native bf16 is measured once per kind of machine and remembered in the
+    # run, so resuming on the same machine keeps its numerics (and bitwise reproducibility).
+    known = dict(state.get("precision_by_hardware", {})) if state is not None else {}
+    measured: dict[str, float] = {}
+
+    def choose_bf16() -> str:
+        if hardware.label not in known:
+            known[hardware.label], speed = pick_cpu_precision()
+            measured.update(speed)
+        return known[hardware.label]
+
+    precision = resolve_precision(cfg.precision, dev, choose_bf16)
     torch.manual_seed(cfg.seed)
 
     train_data = subset(load_split(cfg.data, "train", cfg.progress), cfg.limit_train, cfg.seed)
@@ -159,57 +246,125 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
     steps = len(train_data) // cfg.batch_size
     if steps == 0:
         raise ValueError(f"batch_size {cfg.batch_size} is larger than the training set ({len(train_data)})")
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
-                                                    pct_start=cfg.warmup_frac, div_factor=25, final_div_factor=1e3)
+    scheduler = build_scheduler(optimizer, cfg, steps)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16-amp" else None
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     augment = TrainAugment(max_rotation=cfg.max_rotation, scale=(cfg.scale_min, cfg.scale_max),
                            max_shift=cfg.max_shift, erase_p=cfg.erase_p)
 
     history: list[dict] = []
-    best_acc, start_epoch = -1.0, 0
+    segments: list[dict] = []
+    best_acc, start_epoch, start_step = -1.0, 0, 0
+    epoch_state: dict | None = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if cfg.schedule == "wsd":  # the LR follows the (possibly new) length, not the saved one
+            for g, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                g["lr"] = base * wsd_factor(scheduler.last_epoch, cfg.epochs * steps, cfg)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
         history, best_acc, start_epoch = state["history"], state["best_acc"], state["epoch"]
-        print(f"resuming {out} after epoch {start_epoch} (best accuracy so far {best_acc:.4f})", flush=True)
+        segments = list(state.get("segments", []))
+        start_step = state.get("step", 0)
+        epoch_state = state.get("epoch_state")
+        where = f"epoch {start_epoch} + {start_step}/{steps} steps" if start_step else f"epoch {start_epoch}"
+        print(f"resuming {out} after {where} (best accuracy so far {best_acc:.4f})", flush=True)
+    segments.append({"started": now_iso(), "epoch": start_epoch, "step": start_step, "hardware": hardware.to_dict(),
+                     "precision": precision, "precision_measured_img_s": {k: round(v, 1) for k, v in measured.items()}, "device": str(dev), "torch": str(torch.__version__),
+                     "code_version": code_version(), "host": socket.gethostname()})
 
     run_info = {**cfg.to_dict(), "device": str(dev), "resolved_precision": precision, "fingerprints": fingerprints,
                 "train_size": len(train_data), "eval_size": len(eval_data), "class_counts": counts,
                 "class_weights": [round(w, 4) for w in weights.tolist()], "torch": torch.__version__,
-                "code_version": code_version()}
+                "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments}
     (out / "config.json").write_text(json.dumps(run_info, indent=2) + "\n")
 
+    def progress_info(epoch: int, step: int, images_per_s: float) -> dict:
+        return {"updated": now_iso(), "pid": os.getpid(), "host": socket.gethostname(), "epochs": cfg.epochs,
+                "steps_per_epoch": steps, "batch_size": cfg.batch_size, "epoch": epoch, "step": step,
+                "finished": epoch >= cfg.epochs, "images_per_s": round(images_per_s, 1),
+                "hardware": hardware.to_dict(), "precision": precision, "best_acc": best_acc,
+                "best_epoch": max((r["epoch"] for r in history if r.get("best")), default=None),
+                "schedule": cfg.schedule, "segments": segments}
+
+    def checkpoint(epoch: int, step: int, epoch_progress: EpochProgress | None, gen: torch.Generator | None,
+                   images_per_s: float) -> None:
+        """Everything needed to continue after ``epoch`` complete epochs and ``step`` more steps."""
+        atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+                           "ema": ema.state_dict() if ema is not None else {},
+                           "epoch": epoch, "step": step, "steps_per_epoch": steps, "global_step": epoch * steps + step,
+                           "epoch_state": epoch_progress.to_dict() if epoch_progress is not None else None,
+                           "generator": gen.get_state() if gen is not None else None,
+                           "history": history, "best_acc": best_acc, "config": cfg.to_dict(),
+                           "fingerprints": fingerprints, "segments": segments, "precision_by_hardware": known,
+                           "rng": torch.get_rng_state()}, ckpt_path)
+        write_json_atomic(out / PROGRESS, progress_info(epoch, step, images_per_s))
+
+    interval = cfg.checkpoint_minutes * 60
     for epoch in range(start_epoch, cfg.epochs):
         # Every random draw of an epoch comes from (seed, epoch): a resumed run repeats it exactly.
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(train_data), generator=gen)
+        start = None
+        if epoch_state is not None and start_step > 0:  # continue inside this epoch
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["rng"])
+            start = EpochProgress.from_dict(epoch_state)
+        epoch_state, start_step = None, 0
+        timers = {"saved": time.monotonic(), "reported": time.monotonic()}
+
+        def on_step(p: EpochProgress, epoch: int = epoch, gen: torch.Generator = gen) -> None:
+            t = time.monotonic()
+            if interval > 0 and p.step < steps and t - timers["saved"] >= interval:
+                checkpoint(epoch, p.step, p, gen, p.images_per_s)
+                timers["saved"] = timers["reported"] = time.monotonic()
+            elif t - timers["reported"] >= 30:  # live throughput for `status`
+                write_json_atomic(out / PROGRESS, progress_info(epoch, p.step, p.images_per_s))
+                timers["reported"] = t
+
         stats = train_one_epoch(model, train_data, optimizer, scheduler, criterion, augment, gen, cfg.batch_size,
-                                dev, precision, cfg.channels_last, scaler, cfg.grad_clip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                progress=cfg.progress)
+                                dev, precision, cfg.channels_last, scaler, cfg.grad_clip,
+                                desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress, order=order,
+                                start=start, on_step=on_step, ema=ema)
+        t_eval = time.perf_counter()
         metrics, val_loss = evaluate(model, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
                                      channels_last=cfg.channels_last)
+        candidates = [("raw", model, metrics)]
         row = {"epoch": epoch + 1, "train_loss": round(stats.loss, 5), "train_acc": round(stats.accuracy, 5),
                "val_loss": round(val_loss, 5), "val_acc": round(metrics["accuracy"], 5),
-               "val_macro_f1": round(metrics["macro_f1"], 5), "images_per_s": round(stats.images_per_s, 1),
-               "epoch_seconds": round(stats.seconds, 1), "lr_end": scheduler.get_last_lr()[0]}
+               "val_macro_f1": round(metrics["macro_f1"], 5)}
+        if ema is not None:
+            ema_metrics, ema_loss = evaluate(ema.module, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
+                                             channels_last=cfg.channels_last)
+            candidates.append(("ema", ema.module, ema_metrics))
+            row.update(val_acc_ema=round(ema_metrics["accuracy"], 5), val_loss_ema=round(ema_loss, 5))
+        kind, chosen, chosen_metrics = max(candidates, key=lambda c: c[2]["accuracy"])  # ties: raw
+        row.update(images_per_s=round(stats.images_per_s, 1), epoch_seconds=round(stats.seconds, 1),
+                   eval_seconds=round(time.perf_counter() - t_eval, 1), cpu_seconds=round(stats.cpu_seconds, 1),
+                   lr_end=scheduler.get_last_lr()[0], precision=precision, hardware=hardware.label,
+                   best=chosen_metrics["accuracy"] > best_acc)
         history.append(row)
         print(json.dumps(row), flush=True)
-        if metrics["accuracy"] > best_acc:
-            best_acc = metrics["accuracy"]
-            metrics.update(epoch=epoch + 1, data=cfg.data)
-            save_model(model, out / BEST, ModelCard.current(training=run_info, metrics=metrics), dtype=torch.float32)
-            (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-            plot_confusion(metrics["confusion_matrix"], out / "confusion.png",
+        if chosen_metrics["accuracy"] > best_acc:
+            best_acc = chosen_metrics["accuracy"]
+            chosen_metrics.update(epoch=epoch + 1, data=cfg.data, weights=kind)
+            save_model(chosen, out / BEST, ModelCard.current(training=run_info, metrics=chosen_metrics),
+                       dtype=torch.float32)
+            (out / "metrics.json").write_text(json.dumps(chosen_metrics, indent=2) + "\n")
+            plot_confusion(chosen_metrics["confusion_matrix"], out / "confusion.png",
                            f"{eval_data.source} — epoch {epoch + 1}, accuracy {best_acc:.4f}")
         write_history(history, out)
-        atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-                           "epoch": epoch + 1, "history": history, "best_acc": best_acc, "config": cfg.to_dict(),
-                           "fingerprints": fingerprints, "rng": torch.get_rng_state()}, ckpt_path)
+        checkpoint(epoch + 1, 0, None, None, stats.images_per_s)
     return json.loads((out / "metrics.json").read_text())
 
 
-__all__ = ["fit", "ResumeError", "class_weights", "EMOTIONS"]
+__all__ = ["fit", "ResumeError", "class_weights", "build_scheduler", "wsd_factor", "EMOTIONS"]
