@@ -37,7 +37,8 @@ from fer_demo.model import EMOTIONS
 from fer_demo.ui.about import about_markdown
 from fer_demo.ui.handler import AnalyzeHandler, select_face
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
-from fer_demo.ui.options import CAM_CHOICES, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, TARGET_CHOICES, TTA_CHOICES
+from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, TARGET_CHOICES,
+                                 TTA_CHOICES)
 from fer_demo.ui.render import probability_table
 
 if TYPE_CHECKING:  # the app only needs the Predictor's interface; main() builds one
@@ -135,7 +136,7 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                     )
                     with gr.Row():
                         cam = gr.Dropdown(CAM_CHOICES, value=DEFAULT_CAM, label="Explanation (CAM method)",
-                                          info="'none' is fastest")
+                                          info=CAM_HELP)
                         target = gr.Dropdown(TARGET_CHOICES, value=PREDICTED, label="Explain which class",
                                              info="e.g. 'happy' shows why (not) happy")
                     tta = gr.Radio(TTA_CHOICES, value="none", label="Test-time augmentation",

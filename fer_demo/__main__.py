@@ -96,7 +96,7 @@ def _describe(path: Path, prediction) -> str:
     parts = []
     for f in prediction.faces:
         why = f", CAM for {f.target}" if f.target is not None else ""
-        parts.append(f"{f.label} {f.confidence:.0%} at {','.join(map(str, f.box))}{why}")
+        parts.append(f"{f.verdict} at {','.join(map(str, f.box))}{why}")
     more = f" ({prediction.notice})" if prediction.truncated else ""
     n = len(prediction.faces)
     return f"{path}: {n} face{'s' if n != 1 else ''}: " + "; ".join(parts) + more

@@ -1,7 +1,9 @@
 """Emotion classification of aligned 48x48 faces with the released VGG19-BN.
 
 Preprocessing is ``fer_demo.transforms`` (the one path shared with training); this module
-only batches, runs the network and turns logits into probabilities.
+only batches, runs the network and turns logits into probabilities: the mean over test-time
+views of softmax(logits / T), with the temperature T the export fitted for that TTA mode
+(``fer_demo.calibration``; T = 1 for a card without calibration).
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def check_tta(tta: str) -> str:
     return tta
 
 
+def card_temperatures(extra: dict) -> dict[str, float]:
+    """TTA mode -> temperature from a card's ``calibration`` section ({} when it has none)."""
+    temps = (extra.get("calibration") or {}).get("temperature") or {}
+    out = {}
+    for mode, t in temps.items():
+        if mode in TTA_MODES and isinstance(t, (int, float)) and t > 0:
+            out[mode] = float(t)
+    return out
+
+
 class EmotionClassifier:
     """The released classifier and its model card.
 
@@ -62,6 +74,11 @@ class EmotionClassifier:
         self.device = torch.device(device)
         self.model, self.card = load_model(self.weights_path, self.device)
         self.lock = threading.Lock()
+        self.temperatures = card_temperatures(self.card.extra)
+
+    def temperature(self, tta: str = "none") -> float:
+        """The calibration temperature applied to the logits for ``tta`` (1.0 when uncalibrated)."""
+        return self.temperatures.get(check_tta(tta), 1.0)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -74,7 +91,7 @@ class EmotionClassifier:
             faces: uint8 (N, 48, 48) grayscale faces (``AlignedFace.gray``), N >= 0.
             tta: ``"none"`` (centre crop), ``"flip"`` (+ mirror: 2 views) or ``"tencrop"``
                 (corners + centre, each mirrored: 10 views); probabilities are averaged over
-                views.
+                views. Calibrated: each view's logits are divided by ``temperature(tta)``.
 
         Returns:
             float32 (N, 7): each row sums to 1, columns in ``self.classes`` order. (0, 7) for N=0.
@@ -88,6 +105,6 @@ class EmotionClassifier:
             views = tta_views(torch.from_numpy(faces), tta)  # (V, N, 1, 40, 40)
             v = views.shape[0]
             logits = self.model(views.reshape(v * n, *views.shape[2:]).to(self.device))
-            probs = torch.softmax(logits.float(), dim=1).reshape(v, n, k).mean(dim=0)
+            probs = torch.softmax(logits.float() / self.temperature(tta), dim=1).reshape(v, n, k).mean(dim=0)
         out = probs.cpu().numpy().astype(np.float32)
         return out / out.sum(axis=1, keepdims=True)  # exact float32 sums after the mean

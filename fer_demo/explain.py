@@ -93,12 +93,13 @@ class Explainer:
         return self.explain_with_probabilities(faces, targets, method)[0]
 
     def explain_with_probabilities(
-        self, faces: np.ndarray, targets: list[int] | None, method: str = "gradcam"
+        self, faces: np.ndarray, targets: list[int] | None, method: str = "gradcam", temperature: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """CAMs and the class probabilities of the same forward pass.
 
         Like ``explain``, but ``targets`` may be ``None`` (each face's predicted class), and the
-        softmax of the CAM's own forward pass is returned too: it equals
+        softmax of the CAM's own forward pass (logits divided by ``temperature``) is returned too:
+        with ``temperature=classifier.temperature("none")`` it equals
         ``EmotionClassifier.predict(faces, tta="none")`` (same preprocessing, same eval-mode
         network), so a caller without test-time augmentation needs one forward, not two.
 
@@ -137,7 +138,7 @@ class Explainer:
             raise RuntimeError(f"{method} returned CAMs of shape {cams.shape}, expected {(n, INPUT_SIZE, INPUT_SIZE)}")
         off = (FACE_SIZE - INPUT_SIZE) // 2  # the same centre crop as eval_transform
         out[:, off : off + INPUT_SIZE, off : off + INPUT_SIZE] = np.clip(cams, 0.0, 1.0)
-        probs = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float32)
+        probs = torch.softmax(logits.float() / temperature, dim=1).cpu().numpy().astype(np.float32)
         return out, probs / probs.sum(axis=1, keepdims=True)
 
     @contextlib.contextmanager

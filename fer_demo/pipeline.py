@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fer_demo import limits
 from fer_demo.align import AlignedFace, align_face
+from fer_demo.calibration import is_close_call
 from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
 from fer_demo.explain import CAM_METHODS, Explainer
@@ -42,6 +43,9 @@ class FaceResult:
         aligned_rgb: uint8 (S, S, 3) colour crop with the same framing (S = ``align.DISPLAY_SIZE``).
         probabilities: every emotion name -> probability; values sum to 1.
         label: the most probable emotion; confidence: its probability.
+        runner_up: the second most probable emotion.
+        close_call: True when the runner-up is within ``calibration.CLOSE_CALL_MARGIN`` of the
+            label's probability; the result then names both (``display_label``).
         target: the emotion the CAM explains, or None without a CAM.
         heatmap: float32 (48, 48) in [0, 1] over ``aligned``, or None without a CAM.
         overlay: uint8 (S, S, 3) heatmap drawn over ``aligned_rgb``, or None.
@@ -59,11 +63,26 @@ class FaceResult:
     probabilities: dict[str, float]
     label: str
     confidence: float
+    runner_up: str = ""
+    close_call: bool = False
     target: str | None = None
     heatmap: np.ndarray | None = None
     overlay: np.ndarray | None = None
     region_overlay: np.ndarray | None = None
     matrix: np.ndarray | None = None
+
+    @property
+    def display_label(self) -> str:
+        """The label as a person should read it: "happy", or "happy or surprise" for a close call."""
+        return f"{self.label} or {self.runner_up}" if self.close_call and self.runner_up else self.label
+
+    @property
+    def verdict(self) -> str:
+        """ "happy 87%", or "happy 48% or surprise 41%" for a close call."""
+        if self.close_call and self.runner_up:
+            return (f"{self.label} {self.confidence:.0%} or {self.runner_up} "
+                    f"{self.probabilities[self.runner_up]:.0%}")
+        return f"{self.label} {self.confidence:.0%}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no pixel arrays)."""
@@ -73,6 +92,9 @@ class FaceResult:
             "score": round(float(self.detection_score), 6),
             "label": self.label,
             "confidence": float(self.confidence),
+            "runner_up": self.runner_up,
+            "close_call": self.close_call,
+            "display_label": self.display_label,
             "probabilities": {k: float(v) for k, v in self.probabilities.items()},
             "target": self.target,
         }
@@ -244,7 +266,8 @@ class Predictor:
         if cam is not None and tta == "none":
             # One forward pass gives both the probabilities and the CAMs.
             targets = None if target_idx is None else [target_idx] * len(kept)
-            heatmaps, probs = self.explainer.explain_with_probabilities(gray, targets, cam)
+            heatmaps, probs = self.explainer.explain_with_probabilities(gray, targets, cam,
+                                                                        self.classifier.temperature("none"))
             if target_idx is None:
                 # pytorch-grad-cam explained the argmax of the same logits.
                 targets = [int(i) for i in probs.argmax(axis=1)]
@@ -273,7 +296,8 @@ class Predictor:
     def _face_result(self, rgb: np.ndarray, width: int, height: int, face: Face, al: AlignedFace,
                      probs: np.ndarray, heatmap: np.ndarray | None, target: str | None) -> FaceResult:
         box = int_box(face.box, width, height)
-        k = int(np.argmax(probs))
+        order = np.argsort(-probs, kind="stable")
+        k, k2 = int(order[0]), int(order[1])
         overlay = region = None
         if heatmap is not None:
             size = al.rgb.shape[0]
@@ -291,6 +315,8 @@ class Predictor:
             probabilities={c: float(p) for c, p in zip(self.classes, probs)},
             label=self.classes[k],
             confidence=float(probs[k]),
+            runner_up=self.classes[k2],
+            close_call=is_close_call(float(probs[k]), float(probs[k2])),
             target=target,
             heatmap=heatmap,
             overlay=overlay,
@@ -306,7 +332,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def annotate(prediction: Prediction, show_regions: bool = False) -> Image.Image:
-    """The photo with each analysed face's box and "label 87%" drawn on it (RGB ``PIL.Image``).
+    """The photo with each analysed face's box and verdict ("happy 87%") drawn on it (RGB ``PIL.Image``).
 
     With ``show_regions`` the CAM of each face (where there is one) is drawn into its box.
     """
@@ -325,7 +351,7 @@ def annotate(prediction: Prediction, show_regions: bool = False) -> Image.Image:
     for f in prediction.faces:
         x1, y1, x2, y2 = f.box
         draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=(255, 215, 0), width=width)
-        text = f"{f.label} {f.confidence:.0%}"
+        text = f.verdict
         l, t, r, b = draw.textbbox((0, 0), text, font=font)
         tw, th = r - l, b - t
         ty = y1 - th - 2 * width if y1 - th - 2 * width >= 0 else y2 + width  # above the box, else below

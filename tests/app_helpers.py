@@ -20,7 +20,7 @@ from PIL import Image
 from fer_demo.model import EMOTIONS
 from fer_demo.weights import card_path
 from train.config import TrainConfig
-from train.metrics import classification_metrics, plot_confusion, plot_history
+from train.metrics import classification_metrics, plot_confusion, plot_history, plot_reliability
 
 # A FER2013 PublicTest-sized evaluation: per-class support of the real split.
 SUPPORT = (467, 56, 496, 895, 653, 415, 607)
@@ -37,17 +37,55 @@ def fake_metrics(seed: int = 0, accuracy: float = 0.66) -> dict:
     return metrics
 
 
+def fake_calibration(seed: int = 0) -> dict:
+    """A card's ``calibration`` section as ``train.calibrate`` writes it, from a toy over-confident model."""
+    import torch
+
+    from fer_demo.calibration import close_call_stats, fit_temperature, view_probabilities
+    from train.calibrate import _bins, two_fold_ece
+    from train.engine import view_logits_metrics
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(sum(SUPPORT), len(EMOTIONS), generator=g) * 2
+    labels = torch.multinomial(torch.softmax(z, 1), 1, generator=g).squeeze(1)
+    z = z * 2.0  # twice as sharp as the truth: over-confident, T comes out ~2
+    t = fit_temperature(z, labels)
+    m = view_logits_metrics(z.unsqueeze(0), labels, "test", "toy", "none", t)["calibration"]
+    return {"method": "temperature scaling", "fitted_on": "test", "num_images": len(labels), "ece_bins": 15,
+            "temperature": {"none": t, "flip": t, "tencrop": t},
+            "modes": {mode: {"before": m["before"], "after": m["after"]} for mode in ("none", "flip", "tencrop")},
+            "reliability": {"before": _bins(view_probabilities(z), labels), "after": _bins(view_probabilities(z, t), labels)},
+            "cross_validated": two_fold_ece(z.unsqueeze(0), labels),
+            "close_call": close_call_stats(view_probabilities(z, t), labels).to_dict()}
+
+
+def fake_faithfulness() -> dict:
+    """faithfulness.json as ``train.faithfulness.report`` writes it, with made-up numbers."""
+    from train.faithfulness import FLOOR_RATIO, SANITY_MAX_RHO, MethodFaithfulness, best_method, markdown_table
+
+    def row(method: str, cam20: float, rho: float) -> MethodFaithfulness:
+        return MethodFaithfulness(method, {"10%": cam20 / 2, "20%": cam20, "40%": cam20 * 2},
+                                  {"10%": 0.01, "20%": 0.03, "40%": 0.06}, {"10%": 0.02, "20%": 0.05, "40%": 0.1},
+                                  cam20 / 0.03, cam20 / 0.05, rho, 0)
+
+    results = [row("gradcam", 0.12, 0.02), row("gradcam++", 0.15, 0.8), row("hirescam", 0.10, 0.3)]
+    return {"num_faces": 300, "seed": 0, "split": "test", "temperature": 1.0, "fractions": [0.1, 0.2, 0.4],
+            "floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO, "best": best_method(results),
+            "methods": [r.to_dict() for r in results], "table": markdown_table(results, 300)}
+
+
 def make_release(dest: Path, weights: Path, metrics: bool = True, plots: bool = True) -> Path:
     """A release folder like ``weights/``: returns the path of its ``.safetensors`` file.
 
-    ``metrics``: also write metrics.json (and put it in the card, as export does); ``plots``:
-    also confusion.png, history.csv and curves.png.
+    ``metrics``: also write metrics.json (and put it in the card, as export does), a calibration
+    (card, reliability.png) and faithfulness.json; ``plots``: also confusion.png, history.csv
+    and curves.png.
     """
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / weights.name
     shutil.copy(weights, target)
     card = json.loads(card_path(weights).read_text())
-    for key in ("note", "training", "metrics"):  # whatever the shipped card says, write our own
+    for key in ("note", "training", "metrics", "calibration"):  # whatever the shipped card says, write our own
         card.pop(key, None)
     cfg = TrainConfig()
     card["training"] = {**cfg.to_dict(), "device": "cpu", "resolved_precision": "fp32",
@@ -58,6 +96,10 @@ def make_release(dest: Path, weights: Path, metrics: bool = True, plots: bool = 
         m = fake_metrics()
         card["metrics"] = m
         (dest / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        card["calibration"] = fake_calibration()
+        (dest / "faithfulness.json").write_text(json.dumps(fake_faithfulness(), indent=2) + "\n")
+        if plots:
+            plot_reliability(card["calibration"], dest / "reliability.png")
         if plots:
             plot_confusion(m["confusion_matrix"], dest / "confusion.png", f"test — accuracy {m['accuracy']:.4f}")
     if plots:

@@ -215,6 +215,22 @@ def test_model_page_shows_metrics_confusion_and_per_class_table(page, artifacts)
     text = table.inner_text()
     assert all(e in text for e in EMOTIONS)
     assert all(str(c["support"]) in text for c in m["per_class"].values())
+    # Calibration: the reliability diagram loads, the text says what "80%" means.
+    reliability = page.locator("#reliability-diagram img").first
+    reliability.wait_for(timeout=UI_MS)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=reliability.element_handle(),
+                           timeout=UI_MS)
+    assert 'What "80%" means' in page.locator("#calibration-text").inner_text()
+    # Faithfulness table with every method, and the model card (in its accordion).
+    faith = page.locator("#faithfulness").inner_text()
+    assert all(f in faith for f in ("gradcam", "hirescam", "random")) and "measures best" in faith
+    page.get_by_text("Model card", exact=True).click()
+    card = page.locator("#model-card")
+    card.wait_for(timeout=UI_MS)
+    card_text = card.inner_text()
+    assert "Intended use" in card_text and "Out of scope" in card_text and "Known failure modes" in card_text
+    page_text = page.locator("body").inner_text()
+    assert "shared/data" not in page_text and "fer-runs" not in page_text  # no path of the training machine
     page.screenshot(path=str(artifacts / "app_model.png"), full_page=True)
 
 

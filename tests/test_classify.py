@@ -44,15 +44,17 @@ def test_no_faces(classifier):
 
 
 def test_same_preprocessing_as_transforms(classifier, faces):
-    """predict == softmax(model(eval_transform(faces))): the one preprocessing path."""
+    """predict == softmax(model(eval_transform(faces)) / T): the one preprocessing path, calibrated."""
     with torch.no_grad():
         logits = classifier.model(eval_transform(torch.from_numpy(faces)))
-    expected = torch.softmax(logits, dim=1).numpy()
+    expected = torch.softmax(logits / classifier.temperature("none"), dim=1).numpy()
     np.testing.assert_allclose(classifier.predict(faces), expected, atol=1e-6)
     np.testing.assert_array_equal(tta_views(torch.from_numpy(faces), "none")[0], eval_transform(torch.from_numpy(faces)))
 
 
-def test_flip_tta_averages_the_mirror(classifier, faces):
+def test_flip_tta_averages_the_mirror(classifier, faces, monkeypatch):
+    """With one temperature for both modes, flip is exactly the mean of the face and its mirror."""
+    monkeypatch.setattr(classifier, "temperatures", {"none": 1.3, "flip": 1.3})
     mirrored = np.ascontiguousarray(faces[:, :, ::-1])
     expected = (classifier.predict(faces) + classifier.predict(mirrored)) / 2
     np.testing.assert_allclose(classifier.predict(faces, tta="flip"), expected, atol=1e-6)
@@ -83,3 +85,29 @@ def test_bad_input(classifier, faces):
 def test_missing_weights(tmp_path):
     with pytest.raises(ModelFileError, match="not found"):
         EmotionClassifier(tmp_path / "none.safetensors")
+
+
+def test_card_temperatures_are_applied_per_tta_mode(release_weights, faces, tmp_path):
+    """The export's calibration (``card["calibration"]["temperature"]``) scales every view's logits."""
+    import json
+    import shutil
+
+    from fer_demo.weights import card_path
+
+    weights = tmp_path / release_weights.name
+    shutil.copy(release_weights, weights)
+    card = json.loads(card_path(release_weights).read_text())
+    card["calibration"] = {"temperature": {"none": 2.0, "flip": 0.5, "bogus": 3.0}}
+    card_path(weights).write_text(json.dumps(card))
+    calibrated = EmotionClassifier(weights)
+    assert calibrated.temperatures == {"none": 2.0, "flip": 0.5}
+    assert calibrated.temperature("tencrop") == 1.0  # no temperature for that mode: unscaled
+    with torch.no_grad():
+        for tta, t in (("none", 2.0), ("flip", 0.5)):
+            views = tta_views(torch.from_numpy(faces), tta)
+            logits = calibrated.model(views.reshape(-1, *views.shape[2:])).reshape(views.shape[0], len(faces), -1)
+            want = torch.softmax(logits / t, dim=-1).mean(0).numpy()
+            np.testing.assert_allclose(calibrated.predict(faces, tta=tta), want, atol=1e-5)
+    # Scaling a single view never changes the winner.
+    plain = EmotionClassifier(release_weights)
+    assert (calibrated.predict(faces).argmax(1) == plain.predict(faces).argmax(1)).all()

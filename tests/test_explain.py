@@ -97,10 +97,21 @@ def test_works_inside_a_callers_no_grad_block(explainer, faces, mode):
 
 
 def test_probabilities_of_the_cam_pass_match_the_classifier(classifier, explainer, faces):
-    cams, probs = explainer.explain_with_probabilities(faces, None, "gradcam")
+    cams, probs = explainer.explain_with_probabilities(faces, None, "gradcam", classifier.temperature("none"))
     np.testing.assert_allclose(probs, classifier.predict(faces), atol=1e-5)
     predicted = [int(i) for i in probs.argmax(axis=1)]
     np.testing.assert_allclose(cams, explainer.explain(faces, predicted, "gradcam"), atol=1e-5)
+
+
+def test_a_calibrated_classifier_and_the_cam_pass_agree(classifier, explainer, faces, monkeypatch):
+    """With a temperature, the CAM pass's probabilities equal the classifier's calibrated ones."""
+    monkeypatch.setattr(classifier, "temperatures", {"none": 2.5})
+    _, probs = explainer.explain_with_probabilities(faces, None, "gradcam", classifier.temperature("none"))
+    calibrated = classifier.predict(faces)
+    np.testing.assert_allclose(probs, calibrated, atol=1e-5)
+    with torch.no_grad():
+        logits = classifier.model(eval_transform(torch.from_numpy(faces)))
+    np.testing.assert_allclose(calibrated, torch.softmax(logits / 2.5, 1).numpy(), atol=1e-5)
 
 
 def test_no_faces(explainer):

@@ -178,6 +178,15 @@ def test_export_rescores_the_fp16_weights(tmp_path, data_root, capsys):
     # Re-scored on the run's data (test split), not copied from the card.
     assert m["num_images"] == 7 * PER_CLASS and m["weights_dtype"] == "float16" and m["epoch"] == 3
     assert [row[SURPRISE] for row in m["confusion_matrix"]] == [PER_CLASS] * 7
-    assert m["accuracy_tta_flip"] == pytest.approx(1 / 7) and "accuracy_tta_tencrop" not in m
+    assert m["accuracy_tta_flip"] == pytest.approx(1 / 7) and m["accuracy_tta_tencrop"] == pytest.approx(1 / 7)
     _, card = load_model(dest_dir / RELEASE_NAME)
     assert card.extra["metrics"] == m
+    # Calibrated as shipped: a temperature per TTA mode, before/after measures, the reliability diagram.
+    cal = card.extra["calibration"]
+    assert set(cal["temperature"]) == {"none", "flip", "tencrop"} and all(t > 0 for t in cal["temperature"].values())
+    assert cal["modes"]["none"]["after"]["nll"] <= cal["modes"]["none"]["before"]["nll"] + 1e-9
+    assert sum(b["count"] for b in cal["reliability"]["after"]) == 7 * PER_CLASS
+    assert json.loads((dest_dir / "calibration.json").read_text()) == cal
+    with Image.open(dest_dir / "reliability.png") as im:
+        assert im.format == "PNG"
+    assert m["calibration"]["temperature"] == cal["temperature"]["none"]

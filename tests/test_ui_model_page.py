@@ -56,7 +56,8 @@ def test_metrics_markdown_states_accuracy_f1_split_and_size(release):
     m = fake_metrics()
     text = model_page.metrics_markdown(model_page.ModelInfo.load(release))
     assert f"Accuracy {m['accuracy']:.1%}" in text and f"macro-F1 {m['macro_f1']:.3f}" in text
-    assert "fer2013/test" in text and "split `test`" in text and f"{m['num_images']:,}" in text
+    assert "PublicTest" in text and f"{m['num_images']:,}" in text and "validation set" in text
+    assert "fer2013/test" not in text and "shared" not in text  # no path of the training machine
     assert f"{m['accuracy_tta_flip']:.1%}" in text and "epoch 3 of" in text
     majority = max(c["support"] for c in m["per_class"].values()) / m["num_images"]
     assert f"{majority:.1%}" in text
@@ -88,7 +89,7 @@ def test_confusion_figure_is_row_normalised():
 def test_training_and_model_tables_come_from_the_card(release):
     card = json.loads(release.with_suffix(".json").read_text())
     training = model_page.training_table(card)
-    assert training["setting"].tolist() == list(card["training"])
+    assert training["setting"].tolist() == [k for k in card["training"] if k not in ("data", "out", "imagenet_weights")]
     values = dict(zip(training["setting"], training["value"]))
     assert values["epochs"] == str(card["training"]["epochs"]) and values["lr"] == f"{card['training']['lr']:g}"
     assert json.loads(values["class_counts"]) == dict(zip(EMOTIONS, card["training"]["class_counts"]))
@@ -97,6 +98,21 @@ def test_training_and_model_tables_come_from_the_card(release):
     assert "training" not in set(model["property"]) and "metrics" not in set(model["property"])
     assert model_page.training_table(None).empty and model_page.model_table(None).empty
 
+
+
+def test_calibration_and_faithfulness_sections(release):
+    info = model_page.ModelInfo.load(release)
+    assert info.reliability_png is not None and info.faithfulness is not None and info.calibration is not None
+    cal = info.calibration
+    text = model_page.calibration_markdown(cal)
+    assert f"T = {cal['temperature']['none']:.2f}" in text
+    assert f"{cal['modes']['none']['before']['ece']:.3f} before" in text and "What \"80%\" means" in text
+    bin80 = next(b for b in cal["reliability"]["after"] if b["lo"] <= 0.8 < b["hi"])
+    assert f"right {bin80['accuracy']:.0%} of the time on {bin80['count']}" in text
+    assert "carry no calibration" in model_page.calibration_markdown(None)
+    faith = model_page.faithfulness_markdown(info.faithfulness)
+    assert "| gradcam |" in faith and "**gradcam** measures best" in faith  # gradcam++ scores higher but fails the check
+    assert "Not measured" in model_page.faithfulness_markdown(None)
 
 
 @pytest.mark.integration
@@ -116,4 +132,13 @@ def test_the_shipped_release_fills_the_model_page(release_weights):
     assert np.asarray(m["confusion_matrix"]).sum() == m["num_images"]
     assert info.confusion_png is not None
     assert not model_page.training_table(info.card).empty
+    # Calibrated and measured as export/calibrate write it; the app's default CAM is the one that measured best.
+    from fer_demo.ui.options import DEFAULT_CAM
+
+    cal = info.calibration
+    assert cal is not None and info.reliability_png is not None
+    assert cal["modes"]["none"]["after"]["nll"] <= cal["modes"]["none"]["before"]["nll"]
+    assert info.faithfulness is not None and info.faithfulness["best"] == DEFAULT_CAM
+    card_text = (release_weights.parent / "MODEL_CARD.md").read_text()
+    assert card_text.startswith("---\n") and "## Calibration" in card_text and "shared/" not in card_text
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from fer_demo import limits
+from fer_demo.calibration import is_close_call
 from fer_demo.model import EMOTIONS
+from fer_demo.pipeline import FaceResult
 from fer_demo.ui import render
 
 
@@ -18,16 +20,20 @@ from fer_demo.ui import render
 
 
 def fake_face(label: str = "happy", p: float = 0.87, box=(10, 20, 60, 80), target: str | None = None,
-              cam: bool = True) -> SimpleNamespace:
-    rest = (1 - p) / (len(EMOTIONS) - 1)
-    probs = {e: (p if e == label else rest) for e in EMOTIONS}
+              cam: bool = True, runner_up: str | None = None, p2: float | None = None) -> FaceResult:
+    """A real ``FaceResult`` with made-up values; ``runner_up``/``p2`` make a close call."""
+    second = runner_up or next(e for e in EMOTIONS if e != label)
+    p2 = p2 if p2 is not None else (1 - p) / (len(EMOTIONS) - 1)
+    rest = (1 - p - p2) / (len(EMOTIONS) - 2)
+    probs = {e: (p if e == label else p2 if e == second else rest) for e in EMOTIONS}
     overlay = np.full((192, 192, 3), 100, np.uint8) if cam else None
     region = np.full((box[3] - box[1], box[2] - box[0], 3), 50, np.uint8) if cam else None
-    return SimpleNamespace(box=box, landmarks=np.zeros((5, 2), np.float32), detection_score=0.99,
-                           aligned=np.zeros((48, 48), np.uint8), aligned_rgb=np.zeros((192, 192, 3), np.uint8),
-                           probabilities=probs, label=label, confidence=p, target=(target or label) if cam else None,
-                           heatmap=np.zeros((48, 48), np.float32) if cam else None, overlay=overlay,
-                           region_overlay=region)
+    return FaceResult(box=box, landmarks=np.zeros((5, 2), np.float32), detection_score=0.99,
+                      aligned=np.zeros((48, 48), np.uint8), aligned_rgb=np.zeros((192, 192, 3), np.uint8),
+                      probabilities=probs, label=label, confidence=p, runner_up=second,
+                      close_call=is_close_call(p, p2), target=(target or label) if cam else None,
+                      heatmap=np.zeros((48, 48), np.float32) if cam else None, overlay=overlay,
+                      region_overlay=region)
 
 
 def fake_prediction(faces: list, found: int | None = None, max_faces: int = limits.MAX_FACES) -> SimpleNamespace:
@@ -49,6 +55,17 @@ def fake_prediction(faces: list, found: int | None = None, max_faces: int = limi
 def test_face_caption_is_label_and_percent():
     assert render.face_caption(0, fake_face("happy", 0.874)) == "face 1: happy 87%"
     assert render.face_caption(2, fake_face("sad", 0.5)) == "face 3: sad 50%"
+
+
+def test_a_close_call_names_both_classes_everywhere():
+    face = fake_face("happy", 0.46, runner_up="surprise", p2=0.38)
+    assert face.close_call and face.display_label == "happy or surprise"
+    assert render.face_caption(0, face) == "face 1: happy 46% or surprise 38%"
+    assert render.probability_table([face])["label"].tolist() == ["happy or surprise"]
+    summary = render.format_summary(fake_prediction([face]), 0.3, "gradcam", None, "none")
+    assert "**happy 46% or surprise 38%** (a close call: less than 15 percentage points apart)" in summary
+    clear = fake_face("happy", 0.60, runner_up="surprise", p2=0.30)  # 30 points apart: one label
+    assert not clear.close_call and render.face_caption(0, clear) == "face 1: happy 60%"
 
 
 @pytest.mark.parametrize("box, expected", [
@@ -117,7 +134,7 @@ def test_probability_table_has_every_class_in_percent():
 
 def test_format_summary_counts_caps_and_time():
     one = render.format_summary(fake_prediction([fake_face("happy", 0.87)]), 1.234, "gradcam", None, "none")
-    assert "**1 face found**" in one and "1.2 s" in one and "**happy** 87%" in one and "flip" not in one
+    assert "**1 face found**" in one and "1.2 s" in one and "**happy 87%**" in one and "flip" not in one
     capped = render.format_summary(fake_prediction([fake_face()] * 2, found=5, max_faces=2), 2.0, None, None, "flip")
     assert "5 faces found" in capped and "limit 2" in capped and "3 not shown" in capped
     assert "explanation: off" in capped and "test-time augmentation: flip" in capped

@@ -1,9 +1,10 @@
-"""Command line: ``python -m train {fit,evaluate,export} ...``.
+"""Command line: ``python -m train {fit,status,export,calibrate,evaluate} ...``.
 
     python -m train fit --data ../shared/data/fer2013 --out runs/release
     python -m train fit --out runs/release --resume          # continue a killed run (same flags)
     python -m train status --out runs/release                # where a run stands, ETA, hardware
-    python -m train export --run runs/release --to weights   # fp16 release + card + metrics
+    python -m train export --run runs/release --to weights   # fp16 release + card + metrics + calibration
+    python -m train calibrate --weights weights/fer_vgg19.safetensors --data ROOT   # re-fit T of a release
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
 """
 
@@ -15,14 +16,21 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
 
-from fer_demo.weights import ModelCard, load_model, save_model
+from fer_demo.classify import card_temperatures
+from fer_demo.model_card import model_card_markdown
+from fer_demo.weights import ModelCard, card_path, load_model, save_model
+from train.calibrate import calibrate
 from train.config import TrainConfig, add_config_args, config_from_args, config_from_dict
 from train.data import load_split
 from train.engine import evaluate
-from train.metrics import plot_confusion
+from train.faithfulness import report as faithfulness_report
+from train.metrics import plot_confusion, plot_reliability
 
 RELEASE_NAME = "fer_vgg19.safetensors"
+# What export measures about the model it ships, beside the weights.
+RELEASE_MEASUREMENTS = ("calibration.json", "reliability.png", "faithfulness.json", "MODEL_CARD.md")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -44,11 +52,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="where a run stands: epochs, best accuracy, throughput, ETA, hardware")
     s.add_argument("--out", required=True, help="run directory of python -m train fit")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
+    c = sub.add_parser("calibrate", help="fit the release's temperature per TTA mode and write its calibration")
+    c.add_argument("--weights", required=True, help=".safetensors release file (its card is updated in place)")
+    c.add_argument("--data", required=True, help="FER2013 folder root or CSV: its evaluation split (PublicTest)")
     x = sub.add_parser("export", help="write a run's best epoch as the release (fp16) into a folder")
     x.add_argument("--run", required=True, help="run directory of python -m train fit")
     x.add_argument("--to", default="weights", help="destination folder (default: weights)")
-    x.add_argument("--tencrop", action="store_true", help="also score ten-crop TTA (10x the evaluation time)")
     x.add_argument("--no-eval", action="store_true", help="copy the run's metrics instead of re-scoring fp16")
+    x.add_argument("--faithfulness-faces", type=int, default=300,
+                   help="evaluation faces for the CAM faithfulness report (0: skip; ~2-3 s a face on 2 vCPUs)")
     return p
 
 
@@ -64,9 +76,74 @@ def saved_config(out: str) -> TrainConfig | None:
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     model, card = load_model(args.weights)
     data = load_split(args.data, args.split, progress=sys.stderr.isatty())
-    metrics, _ = evaluate(model, data, batch_size=args.batch_size, tta=args.tta, progress=sys.stderr.isatty())
+    # Score what the app shows: the card's temperature for this TTA mode (none: uncalibrated weights).
+    temperature = card_temperatures(card.extra).get(args.tta)
+    metrics, _ = evaluate(model, data, batch_size=args.batch_size, tta=args.tta, progress=sys.stderr.isatty(),
+                          temperature=temperature)
     metrics["weights"] = str(args.weights)
     print(json.dumps(metrics, indent=2))
+    c = metrics["calibration"]
+    rows = [("before scaling (T=1)", c["before"])] + ([(f"after scaling (T={c['temperature']:g})", c["after"])]
+                                                       if "after" in c else [])
+    print(f"accuracy {metrics['accuracy']:.4f} ({args.tta} TTA, {metrics['num_images']} images)", file=sys.stderr)
+    for name, m in rows:
+        print(f"{name:>24}: ECE {m['ece']:.4f}  NLL {m['nll']:.4f}  Brier {m['brier']:.4f}", file=sys.stderr)
+    return metrics
+
+
+def write_model_card(dest: Path) -> Path:
+    """``MODEL_CARD.md`` beside the release, from its card and ``faithfulness.json``."""
+    card = json.loads(card_path(dest).read_text())
+    faith_path = dest.parent / "faithfulness.json"
+    faith = json.loads(faith_path.read_text()) if faith_path.is_file() else None
+    out = dest.parent / "MODEL_CARD.md"
+    out.write_text(model_card_markdown(card, faith, front_matter=True))
+    return out
+
+
+def write_faithfulness(dest: Path, data_root: str, faces: int) -> dict:
+    """Measure every CAM method on ``faces`` evaluation faces; ``faithfulness.json`` beside the release."""
+    model, card = load_model(dest)
+    data = load_split(data_root, "test", progress=False)
+    rep = faithfulness_report(model, data.images, card_temperatures(card.extra).get("none", 1.0), faces,
+                              progress=True)
+    (dest.parent / "faithfulness.json").write_text(json.dumps(rep, indent=2) + "\n")
+    print(rep["table"])
+    return rep
+
+
+def write_calibrated_release(dest: Path, data_root: str, metrics: dict) -> dict:
+    """Calibrate the release file ``dest`` (as shipped) on ``data_root``'s evaluation split and write
+    the card's ``calibration`` and ``metrics``, ``metrics.json``, ``calibration.json``,
+    ``reliability.png`` and ``confusion.png`` beside it. ``metrics``: fields to keep (epoch, ...)."""
+    shipped, card = load_model(dest)
+    data = load_split(data_root, "test")
+    calibration, by_mode = calibrate(shipped, data, progress=True)
+    new = by_mode["none"]
+    new.update({k: metrics[k] for k in ("epoch", "weights", "weights_dtype") if k in metrics})
+    new["data"] = data_root
+    for tta in ("flip", "tencrop"):
+        new[f"accuracy_tta_{tta}"] = by_mode[tta]["accuracy"]
+    save_model(shipped, dest, ModelCard.current(**{**card.extra, "metrics": new, "calibration": calibration}),
+               dtype=torch.float16)
+    to = dest.parent
+    (to / "metrics.json").write_text(json.dumps(new, indent=2) + "\n")
+    (to / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+    plot_reliability(calibration, to / "reliability.png")
+    plot_confusion(new["confusion_matrix"], to / "confusion.png",
+                   f"PublicTest ({new['num_images']} images) — accuracy {new['accuracy']:.4f}")
+    t = calibration["temperature"]
+    m = calibration["modes"]["none"]
+    print(f"calibrated {dest}: T none/flip/tencrop {t['none']:g}/{t['flip']:g}/{t['tencrop']:g}; "
+          f"ECE {m['before']['ece']:.4f} -> {m['after']['ece']:.4f}")
+    return new
+
+
+def cmd_calibrate(args: argparse.Namespace) -> dict:
+    dest = Path(args.weights)
+    _, card = load_model(dest)
+    metrics = write_calibrated_release(dest, args.data, card.extra.get("metrics") or {})
+    write_model_card(dest)
     return metrics
 
 
@@ -77,23 +154,21 @@ def cmd_export(args: argparse.Namespace) -> Path:
     metrics = card.extra.get("metrics", {})
     to.mkdir(parents=True, exist_ok=True)
     dest = to / RELEASE_NAME
-    save_model(model, dest, ModelCard.current(**card.extra))  # fp16
-    if not args.no_eval:
-        # Score what we ship: the fp16 weights, reloaded, on the run's evaluation split.
-        shipped, _ = load_model(dest)
-        data = load_split(training["data"], "test")
-        metrics, _ = evaluate(shipped, data, progress=True)
-        metrics.update(epoch=card.extra.get("metrics", {}).get("epoch"), data=training["data"], weights_dtype="float16")
-        for tta in ("flip",) + (("tencrop",) if args.tencrop else ()):
-            m, _ = evaluate(shipped, data, tta=tta, progress=True)
-            metrics[f"accuracy_tta_{tta}"] = m["accuracy"]
-        save_model(model, dest, ModelCard.current(**{**card.extra, "metrics": metrics}))
-    (to / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_confusion(metrics["confusion_matrix"], to / "confusion.png",
-                   f"PublicTest ({metrics['num_images']} images) — accuracy {metrics['accuracy']:.4f}")
+    for stale in RELEASE_MEASUREMENTS:  # a previous model's measurements must not describe this one
+        (to / stale).unlink(missing_ok=True)
+    save_model(model, dest, ModelCard.current(**{k: v for k, v in card.extra.items() if k != "calibration"}))  # fp16
     for name in ("history.csv", "curves.png"):
         if (run / name).is_file():
             shutil.copy2(run / name, to / name)
+    if args.no_eval:
+        (to / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        plot_confusion(metrics["confusion_matrix"], to / "confusion.png",
+                       f"PublicTest ({metrics['num_images']} images) — accuracy {metrics['accuracy']:.4f}")
+    else:  # score and calibrate what we ship: the fp16 weights, reloaded, on the run's evaluation split
+        metrics = write_calibrated_release(dest, training["data"], {**metrics, "weights_dtype": "float16"})
+        if args.faithfulness_faces > 0:
+            write_faithfulness(dest, training["data"], args.faithfulness_faces)
+    write_model_card(dest)
     print(f"wrote {dest} (+ card, metrics.json, confusion.png); accuracy {metrics['accuracy']:.4f}")
     return dest
 
@@ -115,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_evaluate(args)
         elif args.command == "export":
             cmd_export(args)
+        elif args.command == "calibrate":
+            cmd_calibrate(args)
         elif args.command == "status":
             from train.status import format_status, run_status
 

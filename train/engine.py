@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from fer_demo.calibration import calibration_metrics, view_probabilities
 from fer_demo.transforms import TrainAugment, tta_views
 from train.data import FaceDataset
 from train.hardware import bf16_native
@@ -188,10 +189,10 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256, tta: str = "none",
-                   device: torch.device | str = "cpu", channels_last: bool = True, progress: bool = False,
-                   desc: str = "eval") -> torch.Tensor:
-    """Mean logits over the TTA views for uint8 faces (N, 48, 48) -> float32 (N, C)."""
+def predict_view_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256, tta: str = "none",
+                        device: torch.device | str = "cpu", channels_last: bool = True, progress: bool = False,
+                        desc: str = "eval") -> torch.Tensor:
+    """Logits of every TTA view of uint8 faces (N, 48, 48) -> float32 (V, N, C)."""
     model.eval()
     device = torch.device(device)
     out = []
@@ -202,22 +203,45 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256
         x = views.reshape(v * b, *views.shape[2:]).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x).float().reshape(v, b, -1)
-        # Average probabilities over views, returned as log-probabilities (argmax-equivalent):
-        # log(mean_v p_v) = logsumexp_v(log p_v) - log V, finite even where a p_v underflows.
-        logp = F.log_softmax(logits, dim=-1)
-        out.append((torch.logsumexp(logp, dim=0) - math.log(v)).cpu())
-    return torch.cat(out)
+        out.append(model(x).float().reshape(v, b, -1).cpu())
+    return torch.cat(out, dim=1)
+
+
+def average_log_probs(view_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log(mean_v softmax(z_v / T)) for (V, N, C) logits -> (N, C), finite where a p_v underflows."""
+    logp = F.log_softmax(view_logits.float() / temperature, dim=-1)
+    return torch.logsumexp(logp, dim=0) - math.log(view_logits.shape[0])
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256, tta: str = "none",
+                   device: torch.device | str = "cpu", channels_last: bool = True, progress: bool = False,
+                   desc: str = "eval") -> torch.Tensor:
+    """Mean probabilities over the TTA views as log-probabilities (argmax-equivalent): (N, C)."""
+    return average_log_probs(predict_view_logits(model, images, batch_size, tta, device, channels_last, progress,
+                                                 desc))
+
+
+def view_logits_metrics(view_logits: torch.Tensor, labels: torch.Tensor, split: str, source: str, tta: str = "none",
+                        temperature: float | None = None) -> dict:
+    """Classification metrics of the shown output (mean of the views' softmax at ``temperature``,
+    1 when None) plus its calibration: ECE, NLL, Brier before scaling (T=1) and, with a
+    temperature, after it (``fer_demo.calibration``)."""
+    t = 1.0 if temperature is None else temperature
+    probs = view_probabilities(view_logits, t)
+    metrics = classification_metrics(labels.tolist(), probs.argmax(1).tolist(), split=split, source=source)
+    metrics["tta"] = tta
+    metrics["calibration"] = {"temperature": t, "before": calibration_metrics(view_probabilities(view_logits), labels)}
+    if temperature is not None:
+        metrics["calibration"]["after"] = calibration_metrics(probs, labels)
+    return metrics
 
 
 def evaluate(model: nn.Module, data: FaceDataset, criterion: nn.Module | None = None, batch_size: int = 256,
              tta: str = "none", device: torch.device | str = "cpu", channels_last: bool = True,
-             progress: bool = False) -> tuple[dict, float]:
-    """Metrics dict (see ``train.metrics.classification_metrics``) and mean loss."""
-    logits = predict_logits(model, data.images, batch_size, tta, device, channels_last, progress,
-                            desc=f"eval {data.split}")
-    loss = float(criterion(logits, data.labels)) if criterion is not None else float("nan")
-    metrics = classification_metrics(data.labels.tolist(), logits.argmax(1).tolist(), split=data.split,
-                                      source=data.source)
-    metrics["tta"] = tta
-    return metrics, loss
+             progress: bool = False, temperature: float | None = None) -> tuple[dict, float]:
+    """Metrics dict (``train.metrics.classification_metrics`` + calibration) and mean loss (of the
+    unscaled output). ``temperature``: score the calibrated output the app shows."""
+    view_logits = predict_view_logits(model, data.images, batch_size, tta, device, channels_last, progress,
+                                      desc=f"eval {data.split}")
+    loss = float(criterion(average_log_probs(view_logits), data.labels)) if criterion is not None else float("nan")
+    return view_logits_metrics(view_logits, data.labels, data.split, data.source, tta, temperature), loss

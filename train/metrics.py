@@ -104,3 +104,39 @@ def plot_history(rows: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_reliability(calibration: dict, path: str | Path) -> Path:
+    """Reliability diagram before and after temperature scaling (``train.calibrate`` bins), with bin counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = calibration["reliability"]
+    t = calibration["temperature"]["none"]
+    modes = calibration["modes"]["none"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
+    for ax, key, title in ((axes[0], "before", "before scaling (T = 1)"), (axes[1], "after", f"after scaling (T = {t:.2f})")):
+        bins = rel[key]
+        centres = [(b["lo"] + b["hi"]) / 2 for b in bins]
+        width = bins[0]["hi"] - bins[0]["lo"]
+        acc = [b["accuracy"] if b["count"] else 0 for b in bins]
+        ax.bar(centres, acc, width=width * 0.9, color="#4c72b0", edgecolor="white", label="accuracy in bin")
+        conf = [(c, b["confidence"]) for c, b in zip(centres, bins) if b["count"]]
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.plot([c for c, _ in conf], [v for _, v in conf], "o", color="#dd8452", ms=4, label="mean confidence")
+        for c, b in zip(centres, bins):
+            if b["count"]:
+                ax.text(c, (b["accuracy"] or 0) + 0.02, str(b["count"]), ha="center", fontsize=7, rotation=90)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.1)
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_title(f"{title}\nECE {modes[key]['ece']:.3f}")
+    axes[0].set_ylabel("accuracy (numbers: faces per bin)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,7 +1,9 @@
-"""The Model page: accuracy, confusion matrix, per-class table and training settings.
+"""The Model page: accuracy, confusion matrix, per-class table, calibration, explanation
+faithfulness, the model card and training settings.
 
-Everything is read from the files released next to the weights (card, ``metrics.json``, plots,
-``history.csv``); nothing is typed by hand.
+Everything is read from the files released next to the weights (card, ``metrics.json``,
+``faithfulness.json``, plots, ``history.csv``); nothing is typed by hand, and no path of the
+machine that trained the model is shown.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import numpy as np
 import pandas as pd
 
 from fer_demo.model import EMOTIONS
+from fer_demo.model_card import model_card_markdown, split_name, what_a_percentage_means
 from fer_demo.weights import card_path
+
+# Training settings that are paths on the machine that trained the model: never shown.
+LOCAL_PATH_SETTINGS = ("data", "out", "imagenet_weights")
 
 @dataclass
 class ModelInfo:
@@ -28,6 +34,13 @@ class ModelInfo:
     curves_png: Path | None
     history: pd.DataFrame | None
     problems: list[str]
+    reliability_png: Path | None = None
+    faithfulness: dict | None = None
+
+    @property
+    def calibration(self) -> dict | None:
+        cal = (self.card or {}).get("calibration")
+        return cal if isinstance(cal, dict) and isinstance(cal.get("modes"), dict) else None
 
     @classmethod
     def load(cls, weights: str | Path) -> "ModelInfo":
@@ -67,7 +80,12 @@ class ModelInfo:
             except (OSError, ValueError) as e:
                 problems.append(f"history.csv is unreadable ({e})")
         png = lambda name: folder / name if (folder / name).is_file() else None  # noqa: E731
-        return cls(card, metrics, png("confusion.png"), png("curves.png"), history, problems)
+        faithfulness = read_json(folder / "faithfulness.json")
+        if faithfulness is not None and not isinstance(faithfulness.get("methods"), list):
+            problems.append("faithfulness.json lacks its methods")
+            faithfulness = None
+        return cls(card, metrics, png("confusion.png"), png("curves.png"), history, problems,
+                   png("reliability.png"), faithfulness)
 
 
 def _valid_metrics(m: dict) -> bool:
@@ -85,11 +103,10 @@ def metrics_markdown(info: ModelInfo) -> str:
             note.append(f"The model card says: *{info.card['note']}*.")
         note.extend(f"Problem: {p}." for p in info.problems)
         return "\n\n".join(note)
-    where = m.get("source") or m.get("data") or "the evaluation set"
-    split = f", split `{m['split']}`" if m.get("split") else ""
-    held_out = " held-out" if m.get("split") and m["split"] != "train" else ""
+    split = split_name(m.get("split"))
     lines = [f"### Accuracy {m['accuracy']:.1%} · macro-F1 {m.get('macro_f1', float('nan')):.3f}",
-             f"Measured on `{where}`{split}: {int(m.get('num_images', 0)):,}{held_out} face images."]
+             f"Measured on FER2013 {split}: {int(m.get('num_images', 0)):,} face images not used for training. "
+             f"{split} also chose the training epoch, so it is a validation set rather than an unseen test."]
     extras = []
     if m.get("epoch") is not None:
         training = (info.card or {}).get("training") or {}
@@ -111,6 +128,35 @@ def metrics_markdown(info: ModelInfo) -> str:
                      f"{majority / m['num_images']:.1%}; chance over 7 classes is 14.3%.")
     lines.extend(f"Problem: {p}." for p in info.problems)
     return "\n\n".join(lines)
+
+
+def calibration_markdown(cal: dict | None) -> str:
+    """ECE/NLL/Brier before and after scaling, and what "80%" means, from the card's calibration."""
+    if not cal:
+        return ("These weights carry no calibration: the percentages are the network's raw softmax and may be "
+                "over- or under-confident (`python -m train calibrate` fits it).")
+    m = cal["modes"]["none"]
+    t = cal["temperature"]["none"]
+    text = [f"Percentages are temperature-scaled (T = {t:.2f}, fitted on {split_name(cal.get('fitted_on'))}). "
+            f"Expected calibration error {m['before']['ece']:.3f} before scaling, {m['after']['ece']:.3f} after "
+            f"(15 bins; 0 = a face shown at p% is right p% of the time)."]
+    meaning = what_a_percentage_means(cal)
+    if meaning:
+        text.append(meaning)
+    return "\n\n".join(text)
+
+
+def faithfulness_markdown(faith: dict | None) -> str:
+    if not faith:
+        return "Not measured for these weights yet (`python benchmarks/cam_faithfulness.py --out weights/faithfulness.json`)."
+    best = next((m for m in faith["methods"] if m["method"] == faith["best"]), None)
+    text = [faith["table"]]
+    if best:
+        text.append(f"**{faith['best']}** measures best and is the default: removing its top 20% lowers the explained "
+                    f"probability {best['ratio_20']:.1f}x as much as removing 20% random pixels, and its maps change "
+                    f"when the network's weights are randomised (rank correlation "
+                    f"{best['rank_correlation_random_model']:.2f}).")
+    return "\n\n".join(text)
 
 
 def per_class_table(metrics: dict | None) -> pd.DataFrame:
@@ -180,6 +226,8 @@ def training_table(card: dict | None) -> pd.DataFrame:
         return pd.DataFrame(columns=["setting", "value"])
     rows = []
     for key, value in training.items():
+        if key in LOCAL_PATH_SETTINGS:
+            continue
         if key == "class_counts" and isinstance(value, list) and len(value) == len(EMOTIONS):
             value = dict(zip(EMOTIONS, value))
         rows.append((key, _fmt(value)))
@@ -199,6 +247,16 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
                     elem_id="confusion-matrix")
         gr.Dataframe(value=per_class_table(info.metrics), label="Per-class precision, recall, F1 and support",
                      interactive=False, elem_id="per-class-table")
+    with gr.Accordion("Calibration: what the percentages mean", open=True):
+        cal = info.calibration
+        if info.reliability_png is not None and cal is not None:
+            gr.Image(value=str(info.reliability_png), label="Reliability diagram before and after temperature scaling",
+                     interactive=False, buttons=["fullscreen", "download"], elem_id="reliability-diagram")
+        gr.Markdown(calibration_markdown(cal), elem_id="calibration-text")
+    with gr.Accordion("Explanations: how faithful each heatmap method is", open=True):
+        gr.Markdown(faithfulness_markdown(info.faithfulness), elem_id="faithfulness")
+    with gr.Accordion("Model card", open=False):
+        gr.Markdown(model_card_markdown(info.card or {}, info.faithfulness), elem_id="model-card")
     if info.curves_png is not None or info.history is not None:
         with gr.Accordion("Training curves", open=False):
             if info.curves_png is not None:

@@ -9,7 +9,11 @@ from fer_demo.model import EMOTIONS
 
 NO_CAM = "none"
 PREDICTED = "predicted"
+# The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
+# benchmarks/cam_faithfulness.py and the export; a test keeps the two in step).
 DEFAULT_CAM = "gradcam" if "gradcam" in CAM_METHODS else next(iter(CAM_METHODS), NO_CAM)
+CAM_HELP = (f"default {DEFAULT_CAM}: the method that measured most faithful on this model (Model page); "
+            "'none' is fastest")
 CAM_CHOICES = [*CAM_METHODS, NO_CAM]
 TARGET_CHOICES = [PREDICTED, *EMOTIONS]
 TTA_CHOICES = ["none", "flip", "tencrop"]

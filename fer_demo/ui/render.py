@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
+from fer_demo.calibration import CLOSE_CALL_MARGIN
 from fer_demo.model import EMOTIONS
 from fer_demo.ui.options import NO_FACE_HINT
 
@@ -30,8 +31,9 @@ DISPLAY_MAX_SIDE = 1280
 
 
 def face_caption(index: int, face: FaceResult) -> str:
-    """``"face 1: happy 87%"`` (``index`` is 0-based)."""
-    return f"face {index + 1}: {face.label} {face.confidence:.0%}"
+    """``"face 1: happy 87%"``, or ``"face 1: happy 48% or surprise 41%"`` for a close call
+    (``index`` is 0-based)."""
+    return f"face {index + 1}: {face.verdict}"
 
 
 def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
@@ -115,7 +117,7 @@ def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[I
 def probability_table(faces: list[FaceResult]) -> pd.DataFrame:
     """One row per face: label, confidence and all seven probabilities in percent."""
     columns = ["face", "label", *EMOTIONS]
-    rows = [{"face": i + 1, "label": f.label, **{e: round(100 * float(f.probabilities[e]), 1) for e in EMOTIONS}}
+    rows = [{"face": i + 1, "label": f.display_label, **{e: round(100 * float(f.probabilities[e]), 1) for e in EMOTIONS}}
             for i, f in enumerate(faces)]
     return pd.DataFrame(rows, columns=columns)
 
@@ -131,7 +133,9 @@ def format_summary(prediction: Prediction, seconds: float, cam: str | None, targ
                  f"{prediction.faces_found - n} not shown)")
     lines = [head + f" in {seconds:.1f} s."]
     for i, face in enumerate(prediction.faces):
-        lines.append(f"- face {i + 1}: **{face.label}** {face.confidence:.0%} "
+        close = (f" (a close call: less than {100 * CLOSE_CALL_MARGIN:.0f} percentage points apart)"
+                 if face.close_call else "")
+        lines.append(f"- face {i + 1}: **{face.verdict}**{close} "
                      f"(face detector confidence {face.detection_score:.2f})")
     settings = [f"explanation: {cam}" if cam else "explanation: off"]
     if cam:

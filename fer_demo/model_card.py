@@ -1,0 +1,245 @@
+"""The model card (Mitchell et al., "Model Cards for Model Reporting", 2019), generated from a
+release's own files: its JSON card (training config, metrics, calibration) and, when present,
+``faithfulness.json``. Nothing here is typed by hand about a particular model: numbers, weak
+classes and confusions are read from the files, so a new release gets a new card.
+
+``model_card_markdown`` is what the app's Model page shows and what the export writes as
+``MODEL_CARD.md`` beside the weights (with Hugging Face front matter). No path of the machine
+that trained the model appears in it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SPLIT_NAMES = {"test": "PublicTest", "train": "Training", "private": "PrivateTest"}
+BOOTSTRAP_SAMPLES = 1000
+
+
+def split_name(split: str | None) -> str:
+    """FER2013's official name of a split ("test" -> "PublicTest")."""
+    return SPLIT_NAMES.get(split or "", split or "the evaluation split")
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    lo: float
+    hi: float
+
+    def fmt(self, pct: bool = True) -> str:
+        if pct:
+            return f"{100 * self.value:.1f}% ({100 * self.lo:.1f}-{100 * self.hi:.1f})"
+        return f"{self.value:.3f} ({self.lo:.3f}-{self.hi:.3f})"
+
+
+def bootstrap(confusion: list[list[int]], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+              ) -> dict[str, Interval | dict[str, Interval]]:
+    """95% percentile intervals of accuracy, macro-F1 and per-class recall/F1 from a bootstrap over
+    the evaluation images. The confusion matrix holds every (true, predicted) pair, so resampling
+    images is a multinomial draw over its cells."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    k, n = cm.shape[0], int(cm.sum())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, (cm / max(n, 1)).ravel(), size=samples).reshape(samples, k, k)
+
+    def stats(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        c = c.astype(np.float64)
+        tp = np.diagonal(c, axis1=-2, axis2=-1)
+        support, predicted = c.sum(-1), c.sum(-2)
+        recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+        precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+        acc = tp.sum(-1) / np.maximum(c.sum((-1, -2)), 1)
+        return acc, f1.mean(-1), recall, f1
+
+    point = stats(cm)
+    boot = stats(draws)
+
+    def ci(p: float, b: np.ndarray) -> Interval:
+        lo, hi = np.percentile(b, [2.5, 97.5])
+        return Interval(float(p), float(lo), float(hi))
+
+    return {"accuracy": ci(point[0], boot[0]), "macro_f1": ci(point[1], boot[1]),
+            "recall": {i: ci(point[2][i], boot[2][:, i]) for i in range(k)},
+            "f1": {i: ci(point[3][i], boot[3][:, i]) for i in range(k)}}
+
+
+def _num(x: object, fmt: str = "{:.3f}") -> str:
+    return fmt.format(x) if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
+def failure_modes(metrics: dict) -> list[str]:
+    """Sentences read from the metrics: classes never or rarely found, and the biggest confusions."""
+    names = metrics.get("classes") or list(metrics["per_class"])
+    cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
+    out = []
+    for i, name in enumerate(names):
+        c = metrics["per_class"].get(name, {})
+        support, recall = int(c.get("support", 0)), float(c.get("recall", 0))
+        predicted = int(cm[:, i].sum())
+        if support and predicted == 0:
+            out.append(f"**{name}** is never predicted: all {support} {name} faces of the evaluation split get "
+                       "another label.")
+        elif support and recall < 0.25:
+            out.append(f"**{name}** is rarely found: recall {recall:.0%} ({int(cm[i, i])} of {support}).")
+    off = [(int(cm[i, j]), i, j) for i in range(len(names)) for j in range(len(names)) if i != j]
+    for count, i, j in sorted(off, reverse=True)[:3]:
+        share = count / max(int(cm[i].sum()), 1)
+        out.append(f"{share:.0%} of **{names[i]}** faces are called **{names[j]}** ({count} faces).")
+    return out
+
+
+def _calibration_section(cal: dict | None) -> list[str]:
+    if not cal:
+        return ["No calibration recorded for these weights: the probabilities are the network's raw softmax."]
+    none = cal["modes"]["none"]
+    t = cal["temperature"]
+    lines = [f"Temperature scaling (one scalar per test-time augmentation mode, fitted by minimising NLL on "
+             f"{split_name(cal.get('fitted_on'))}): T = {t['none']:.3f} (none), "
+             + ", ".join(f"{t[m]:.3f} ({m})" for m in ("flip", "tencrop") if m in t) + ".",
+             "",
+             "| output | ECE (15 bins) | NLL | Brier |", "|---|---:|---:|---:|",
+             f"| before scaling | {none['before']['ece']:.4f} | {none['before']['nll']:.4f} | "
+             f"{none['before']['brier']:.4f} |",
+             f"| after scaling | {none['after']['ece']:.4f} | {none['after']['nll']:.4f} | "
+             f"{none['after']['brier']:.4f} |"]
+    cv = cal.get("cross_validated")
+    if cv:
+        lines += ["", f"Fitted and measured on the same split; fitted on one half and measured on the other "
+                      f"(2-fold), ECE is {cv['ece_before']:.4f} before and {cv['ece_after']:.4f} after."]
+    meaning = what_a_percentage_means(cal)
+    if meaning:
+        lines += ["", meaning]
+    cc = cal.get("close_call")
+    if cc and cc.get("share"):
+        lines += ["", f"**Close calls.** When the runner-up is within {100 * cc['margin']:.0f} percentage points of "
+                      f"the top class ({cc['share']:.0%} of {split_name(cal.get('fitted_on'))} faces) the app names "
+                      f"both (\"happy or surprise\"): for those faces the top label is right "
+                      f"{cc['top1_accuracy']:.0%} of the time, the runner-up {cc['runner_up_accuracy']:.0%}, and one "
+                      f"of the two {cc['top2_accuracy']:.0%}."]
+    return lines
+
+
+def what_a_percentage_means(cal: dict, at: float = 0.8) -> str | None:
+    """One sentence: how often the model is right when it says ``at`` (from the reliability bins)."""
+    bins = (cal.get("reliability") or {}).get("after") or []
+    b = next((b for b in bins if b["lo"] <= at < b["hi"]), None)
+    if not b or not b["count"]:
+        return None
+    return (f"**What \"{at:.0%}\" means:** when this model says {at:.0%} (a confidence between "
+            f"{b['lo']:.0%} and {b['hi']:.0%}), it was right {b['accuracy']:.0%} of the time on "
+            f"{b['count']} {split_name(cal.get('fitted_on'))} faces.")
+
+
+def _faithfulness_section(faith: dict | None) -> list[str]:
+    if not faith:
+        return ["Not measured for these weights (`python benchmarks/cam_faithfulness.py --out "
+                "weights/faithfulness.json`)."]
+    lines = [faith["table"], ""]
+    best = next((m for m in faith["methods"] if m["method"] == faith["best"]), None)
+    if best:
+        ok = "meets" if best["ratio_20"] >= faith.get("floor_ratio", 2.0) else "does not meet"
+        lines.append(f"The app's default method is **{faith['best']}**: among the methods whose maps change when "
+                     f"the weights are randomised (rank correlation below {faith.get('sanity_max_rho', 0.5):g}), "
+                     f"removing its top 20% lowers the explained probability {best['ratio_20']:.1f}x as much as "
+                     f"removing 20% random pixels ({ok} the {faith.get('floor_ratio', 2.0):g}x floor).")
+    bad = [m["method"] for m in faith["methods"]
+           if not (m["rank_correlation_random_model"] < faith.get("sanity_max_rho", 0.5))]
+    if bad:
+        lines.append(f"Fails the randomisation check (draws much the same map for a random network): "
+                     f"{', '.join(bad)}; treat its pictures as edge maps of the face, not as explanations.")
+    return lines
+
+
+def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matter: bool = False) -> str:
+    """The whole card as Markdown, from a release's JSON card (+ faithfulness report)."""
+    metrics = card.get("metrics") or {}
+    training = card.get("training") or {}
+    cal = card.get("calibration")
+    names = card.get("classes") or metrics.get("classes") or []
+    lines: list[str] = []
+    if front_matter:
+        lines += ["---", "license: mit", "library_name: pytorch", "pipeline_tag: image-classification",
+                  "tags: [facial-expression-recognition, fer2013, vgg19]", "datasets: [fer2013]", "---", ""]
+    lines += ["# Model card: fer-demo VGG19-BN facial-expression classifier", "",
+              "## Model", "",
+              f"VGG19 with BatchNorm (torchvision's configuration E), one grayscale input channel, global average "
+              f"pooling and a 512 -> {len(names)} linear head; input: the centre {card.get('input_size')}x"
+              f"{card.get('input_size')} of a {card.get('face_size')}x{card.get('face_size')} aligned face. Classes: "
+              f"{', '.join(names)}. Trained from scratch (no ImageNet weights). Grad-CAM layer "
+              f"`{card.get('cam_target_layer')}`.", "",
+              "## Intended use", "",
+              "- A demonstration of facial-expression recognition and of what such models attend to: trying it on "
+              "your own photos, teaching, comparing explanation methods.",
+              "- Research and prototyping on posed or near-frontal faces similar to FER2013's.", "",
+              "## Out of scope", "",
+              "- Any decision about a person: hiring, grading, policing, medical or psychological assessment, "
+              "lie or intent detection. A facial expression is not an emotion: people smile when they are not "
+              "happy and look neutral when they are not calm.",
+              "- Surveillance or identifying people (the model does not recognise identities and must not be "
+              "combined with a system that does).",
+              "- Children, faces in profile, heavily occluded or very small faces, and cultures or age groups "
+              "under-represented in FER2013: accuracy there is unmeasured and likely lower.", "",
+              "## Training data", "",
+              f"FER2013 (Goodfellow et al. 2013): {training.get('train_size', 28709):,} 48x48 grayscale faces of the "
+              "official Training split, found by Google image search for emotion keywords and labelled by one "
+              "annotator each. Known issues: label noise (the FER+ relabelling by 10 annotators disagrees with about "
+              "a quarter of the original labels), class imbalance (disgust has 436 training images, happy 7,215), "
+              "mostly frontal, adult, light-skinned faces from web photos, watermarks and non-face images in a few "
+              "percent of the set.", ""]
+    counts = training.get("class_counts")
+    if isinstance(counts, list) and len(counts) == len(names):
+        lines += ["Training images per class: " + ", ".join(f"{n} {c:,}" for n, c in zip(names, counts)) + ".", ""]
+
+    lines += ["## Evaluation", ""]
+    if metrics.get("confusion_matrix"):
+        split = split_name(metrics.get("split"))
+        b = bootstrap(metrics["confusion_matrix"])
+        lines += [f"On FER2013 {split} ({int(metrics.get('num_images', 0)):,} images). {split} was also used to "
+                  "choose the training epoch, so it is a validation set, not an unseen test set; FER2013's "
+                  "PrivateTest is the number the literature reports. 95% intervals from a bootstrap over the "
+                  f"evaluation images ({BOOTSTRAP_SAMPLES} resamples).", "",
+                  f"- Accuracy: **{b['accuracy'].fmt()}** (no test-time augmentation"
+                  + "".join(f"; {m} {metrics[f'accuracy_tta_{m}']:.1%}" for m in ("flip", "tencrop")
+                            if isinstance(metrics.get(f"accuracy_tta_{m}"), (int, float)))
+                  + ")", f"- Macro-F1: {b['macro_f1'].fmt(pct=False)}", "",
+                  "| class | recall (95% CI) | F1 (95% CI) | precision | support |", "|---|---:|---:|---:|---:|"]
+        for i, name in enumerate(names):
+            c = metrics["per_class"].get(name, {})
+            lines.append(f"| {name} | {b['recall'][i].fmt()} | {b['f1'][i].fmt(pct=False)} | "
+                         f"{_num(c.get('precision'))} | {int(c.get('support', 0))} |")
+        lines += ["", "## Known failure modes", ""]
+        lines += [f"- {s}" for s in failure_modes(metrics)]
+        lines += ["- Faces unlike FER2013's (profile, children, strong make-up, low light) are outside what it was "
+                  "measured on; on posed photos from another dataset an earlier release answered mostly "
+                  "\"neutral\".", ""]
+    else:
+        lines += ["No evaluation results are recorded for these weights.", ""]
+
+    lines += ["## Calibration", ""] + _calibration_section(cal) + [""]
+    lines += ["## Explanations: how faithful the heatmaps are", ""] + _faithfulness_section(faithfulness) + [""]
+
+    lines += ["## How to reproduce", ""]
+    if training:
+        flags = []
+        defaults = {"schedule": "onecycle", "ema_decay": 0.0}
+        for key in ("epochs", "schedule", "optimizer", "lr", "weight_decay", "warmup_frac", "decay_frac", "ema_decay",
+                    "batch_size", "label_smoothing", "class_weight_power", "seed"):
+            if key in training and training[key] != defaults.get(key, object()):
+                flags.append(f"--{key.replace('_', '-')} {training[key]}")
+        lines += ["```bash", "python -m train fit --data FER2013_ROOT --out RUN " + " ".join(flags),
+                  "python -m train export --run RUN --to weights", "```", ""]
+        segments = training.get("segments") or []
+        hw = sorted({s.get("hardware", {}).get("label", "?") + f" ({s.get('precision', '?')})" for s in segments})
+        if hw:
+            lines.append("Hardware: " + "; ".join(hw) + ".")
+        if training.get("code_version"):
+            lines.append(f"Code version {training['code_version']}, torch {training.get('torch', '?')}.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+__all__ = ["model_card_markdown", "bootstrap", "failure_modes", "what_a_percentage_means", "split_name", "Interval"]

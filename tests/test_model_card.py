@@ -1,0 +1,78 @@
+"""fer_demo.model_card: the card's numbers come from the release files (bootstrap, failure modes,
+calibration, faithfulness), and it never shows a path of the training machine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from app_helpers import fake_calibration, fake_faithfulness, fake_metrics
+
+from fer_demo.model import EMOTIONS
+from fer_demo.model_card import bootstrap, failure_modes, model_card_markdown, split_name, what_a_percentage_means
+from train.config import TrainConfig
+
+
+def card(metrics: dict | None = None, calibration: dict | None = None) -> dict:
+    training = {**TrainConfig(data="/root/secret/fer2013", out="/root/fer-runs/x").to_dict(),
+                "class_counts": [3995, 436, 4097, 7215, 4830, 3171, 4965], "code_version": "0.2.0+gabc",
+                "torch": "2.15.0", "segments": [{"hardware": {"label": "Some CPU, 2 cores"}, "precision": "fp32"}]}
+    return {"classes": list(EMOTIONS), "input_size": 40, "face_size": 48, "cam_target_layer": "features.38",
+            "training": training, "metrics": metrics if metrics is not None else fake_metrics(),
+            "calibration": calibration}
+
+
+def test_bootstrap_intervals_bracket_the_point_estimates():
+    m = fake_metrics()
+    b = bootstrap(m["confusion_matrix"], samples=400)
+    assert b["accuracy"].value == pytest.approx(m["accuracy"])
+    assert b["accuracy"].lo < m["accuracy"] < b["accuracy"].hi
+    assert 0.005 < b["accuracy"].hi - b["accuracy"].lo < 0.05  # ~3,600 images: about +-1.6 points
+    for i, name in enumerate(EMOTIONS):
+        r = b["recall"][i]
+        assert r.value == pytest.approx(m["per_class"][name]["recall"]) and r.lo <= r.value <= r.hi
+    # The rare class (56 disgust images) has a much wider interval than the common one (895 happy).
+    width = {i: b["recall"][i].hi - b["recall"][i].lo for i in range(7)}
+    assert width[1] > 2 * width[3]
+    assert bootstrap(m["confusion_matrix"], samples=50, seed=3) == bootstrap(m["confusion_matrix"], samples=50, seed=3)
+
+
+def test_failure_modes_are_read_from_the_confusion_matrix():
+    m = fake_metrics()
+    cm = np.asarray(m["confusion_matrix"])
+    cm[:, 1] = 0  # nobody is called disgust
+    cm[1, 6] += 56 - cm[1].sum()  # all 56 disgust faces go to neutral
+    m = {**m, "confusion_matrix": cm.tolist(),
+         "per_class": {**m["per_class"], "disgust": {**m["per_class"]["disgust"], "recall": 0.0, "support": 56}}}
+    modes = failure_modes(m)
+    assert any("**disgust** is never predicted" in s and "all 56 disgust faces" in s for s in modes)
+    assert sum("faces are called" in s for s in modes) == 3
+
+
+def test_model_card_sections_numbers_and_no_paths():
+    cal = fake_calibration()
+    text = model_card_markdown(card(calibration=cal), fake_faithfulness(), front_matter=True)
+    assert text.startswith("---\nlicense: mit\n")
+    for section in ("## Intended use", "## Out of scope", "## Training data", "## Evaluation",
+                    "## Known failure modes", "## Calibration", "## Explanations", "## How to reproduce"):
+        assert section in text, section
+    m = fake_metrics()
+    assert f"Accuracy: **{100 * m['accuracy']:.1f}% (" in text and "PublicTest" in text
+    assert "validation set, not an unseen test set" in text
+    assert f"T = {cal['temperature']['none']:.3f} (none)" in text
+    assert "**gradcam**" in text and "Fails the randomisation check" in text and "gradcam++" in text
+    assert "python -m train fit --data FER2013_ROOT --out RUN" in text and "Some CPU, 2 cores (fp32)" in text
+    assert "/root" not in text and "secret" not in text and "fer-runs" not in text
+    bare = model_card_markdown(card(calibration=None), None)
+    assert "No calibration recorded" in bare and "Not measured for these weights" in bare
+
+
+def test_what_80_percent_means():
+    cal = fake_calibration()
+    sentence = what_a_percentage_means(cal)
+    b = next(b for b in cal["reliability"]["after"] if b["lo"] <= 0.8 < b["hi"])
+    assert f"right {b['accuracy']:.0%} of the time on {b['count']} PublicTest faces" in sentence
+    assert what_a_percentage_means({"reliability": {"after": []}}) is None
+
+
+def test_split_names():
+    assert [split_name(s) for s in ("test", "train", "private")] == ["PublicTest", "Training", "PrivateTest"]
