@@ -61,17 +61,19 @@ def fake_calibration(seed: int = 0) -> dict:
 
 def fake_faithfulness() -> dict:
     """faithfulness.json as ``train.faithfulness.report`` writes it, with made-up numbers."""
-    from train.faithfulness import FLOOR_RATIO, SANITY_MAX_RHO, MethodFaithfulness, best_method, markdown_table
+    from train.faithfulness import (FLOOR_RATIO, SANITY_MAX_RHO, MethodFaithfulness, best_method, markdown_table,
+                                    passes_sanity_check)
 
     def row(method: str, cam20: float, rho: float) -> MethodFaithfulness:
         return MethodFaithfulness(method, {"10%": cam20 / 2, "20%": cam20, "40%": cam20 * 2},
                                   {"10%": 0.01, "20%": 0.03, "40%": 0.06}, {"10%": 0.02, "20%": 0.05, "40%": 0.1},
-                                  cam20 / 0.03, cam20 / 0.05, rho, 0)
+                                  cam20 / 0.03, cam20 / 0.05, rho, 0, 0.02)
 
     results = [row("gradcam", 0.12, 0.02), row("gradcam++", 0.15, 0.8), row("hirescam", 0.10, 0.3)]
     return {"num_faces": 300, "seed": 0, "split": "test", "temperature": 1.0, "fractions": [0.1, 0.2, 0.4],
             "floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO, "best": best_method(results),
-            "methods": [r.to_dict() for r in results], "table": markdown_table(results, 300)}
+            "methods": [{**r.to_dict(), "passes_sanity_check": passes_sanity_check(r)} for r in results],
+            "table": markdown_table(results, 300)}
 
 
 def make_release(dest: Path, weights: Path, metrics: bool = True, plots: bool = True) -> Path:

@@ -270,3 +270,70 @@ def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifac
         context.close()
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def cached_url(release_weights, tmp_path_factory, chromium, monkeypatch_module):
+    """The app as ``python app.py`` runs it: examples cached at launch (here only the astronaut)."""
+    from fer_demo.pipeline import Predictor
+
+    monkeypatch_module.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples-cache")))
+    demo = app.build_demo(Predictor(weights_path=release_weights), weights=release_weights, examples=[str(ASTRONAUT)],
+                          cache_examples=True, output_grace_s=OUTPUT_GRACE_S)
+    with serve(demo) as address:
+        yield address.replace("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def all_images_loaded(page, selector: str) -> list[str]:
+    """The src of every image under ``selector`` that did not load (empty when all did)."""
+    imgs = page.locator(selector)
+    imgs.first.wait_for(timeout=FIRST_RESULT_MS)
+    page.wait_for_timeout(500)
+    return imgs.evaluate_all("els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src)")
+
+
+def test_a_later_visitor_still_sees_the_cached_example_after_someone_analysed_it(browser, cached_url, artifacts,
+                                                                                 tmp_path):
+    """Issue 13's defect: result images are named by content, and a visitor's analysis of the
+    astronaut writes the very files its cached example serves; deleting them after the grace
+    period broke the example (HTTP 403) for everyone after."""
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = first.new_page()
+    page.goto(cached_url)
+    page.locator("#analyze-button").wait_for(timeout=UI_MS)
+    # Visitor 1 clicks the example (its cached result shows), then analyses it (the same result files)...
+    page.locator(".gallery-item, [data-testid='examples'] button, .example").first.click()
+    assert all_images_loaded(page, "#faces-gallery img") == []
+    analyze_and_wait(page)
+    # ... and an upload of the same bytes (the same files again).
+    page.locator("#photo button[aria-label='Remove Image']").first.click()
+    copy = tmp_path / "astronaut.jpg"
+    copy.write_bytes(ASTRONAUT.read_bytes())
+    upload(page, copy)
+    analyze_and_wait(page)
+    first.close()
+    page_wait = OUTPUT_GRACE_S + 3
+    import time
+
+    time.sleep(page_wait)  # the first visitor's result images are past their grace period
+    later = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = later.new_page()
+    page.goto(cached_url)
+    page.locator("#analyze-button").wait_for(timeout=UI_MS)
+    page.locator(".gallery-item, [data-testid='examples'] button, .example").first.click()
+    assert all_images_loaded(page, "#annotated img") == []
+    assert all_images_loaded(page, "#faces-gallery img") == []
+    page.screenshot(path=str(artifacts / "app_cached_example_later_visitor.png"), full_page=True)
+    # And once more after a reload, as the issue reproduced it.
+    page.reload()
+    page.locator("#analyze-button").wait_for(timeout=UI_MS)
+    page.locator(".gallery-item, [data-testid='examples'] button, .example").first.click()
+    assert all_images_loaded(page, "#faces-gallery img") == []
+    later.close()

@@ -59,7 +59,7 @@ def test_model_card_sections_numbers_and_no_paths():
     assert f"Accuracy: **{100 * m['accuracy']:.1f}% (" in text and "PublicTest" in text
     assert "validation set, not an unseen test set" in text
     assert f"T = {cal['temperature']['none']:.3f} (none)" in text
-    assert "**gradcam**" in text and "Fails the randomisation check" in text and "gradcam++" in text
+    assert "**gradcam**" in text and "Fails or only borderline passes the randomisation check" in text and "gradcam++" in text
     assert "python -m train fit --data FER2013_ROOT --out RUN" in text and "Some CPU, 2 cores (fp32)" in text
     assert "/root" not in text and "secret" not in text and "fer-runs" not in text
     bare = model_card_markdown(card(calibration=None), None)

@@ -58,6 +58,7 @@ def test_metrics_markdown_states_accuracy_f1_split_and_size(release):
     assert f"Accuracy {m['accuracy']:.1%}" in text and f"macro-F1 {m['macro_f1']:.3f}" in text
     assert "PublicTest" in text and f"{m['num_images']:,}" in text and "validation set" in text
     assert "fer2013/test" not in text and "shared" not in text  # no path of the training machine
+    assert "**Known weaknesses**" in text and "faces are called" in text  # from the confusion matrix
     assert f"{m['accuracy_tta_flip']:.1%}" in text and "epoch 3 of" in text
     majority = max(c["support"] for c in m["per_class"].values()) / m["num_images"]
     assert f"{majority:.1%}" in text

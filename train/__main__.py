@@ -5,6 +5,7 @@
     python -m train status --out runs/release                # where a run stands, ETA, hardware
     python -m train export --run runs/release --to weights   # fp16 release + card + metrics + calibration
     python -m train calibrate --weights weights/fer_vgg19.safetensors --data ROOT   # re-fit T of a release
+    python -m train card --weights weights/fer_vgg19.safetensors   # MODEL_CARD.md from the release files
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
 """
 
@@ -55,6 +56,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calibrate", help="fit the release's temperature per TTA mode and write its calibration")
     c.add_argument("--weights", required=True, help=".safetensors release file (its card is updated in place)")
     c.add_argument("--data", required=True, help="FER2013 folder root or CSV: its evaluation split (PublicTest)")
+    mc = sub.add_parser("card", help="write MODEL_CARD.md beside a release from its card and faithfulness.json")
+    mc.add_argument("--weights", required=True, help=".safetensors release file")
     x = sub.add_parser("export", help="write a run's best epoch as the release (fp16) into a folder")
     x.add_argument("--run", required=True, help="run directory of python -m train fit")
     x.add_argument("--to", default="weights", help="destination folder (default: weights)")
@@ -192,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             cmd_export(args)
         elif args.command == "calibrate":
             cmd_calibrate(args)
+        elif args.command == "card":
+            load_model(args.weights)  # a readable release, or a clear error
+            print(f"wrote {write_model_card(Path(args.weights))}")
         elif args.command == "status":
             from train.status import format_status, run_status
 

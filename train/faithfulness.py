@@ -56,6 +56,8 @@ class MethodFaithfulness:
     ratio_20_blobs: float
     rank_correlation_random_model: float  # mean Spearman rho, trained vs random-weights maps
     degenerate_maps: int  # faces whose map was constant (nothing to rank or remove)
+    rank_correlation_se: float = float("nan")  # standard error of that mean over the faces
+    class_discriminative: bool = True  # False: the map ignores the target class (EigenCAM)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,18 +132,25 @@ def measure(model: torch.nn.Module, faces: np.ndarray, temperature: float = 1.0,
         n = len(faces)
         mean = {k: {f"{round(100 * f)}%": v[f] / n for f in FRACTIONS} for k, v in sums.items()}
         r = np.asarray(rhos, dtype=np.float64)
+        finite = r[np.isfinite(r)]
+        se = float(finite.std(ddof=1) / np.sqrt(len(finite))) if len(finite) > 1 else float("nan")
         results.append(MethodFaithfulness(
             method=method, drop=mean["cam"], drop_random_pixels=mean["pixels"], drop_random_blobs=mean["blobs"],
             ratio_20=_ratio(mean["cam"]["20%"], mean["pixels"]["20%"]),
             ratio_20_blobs=_ratio(mean["cam"]["20%"], mean["blobs"]["20%"]),
             rank_correlation_random_model=float(np.nanmean(r)) if np.isfinite(r).any() else float("nan"),
-            degenerate_maps=degenerate))
+            degenerate_maps=degenerate, rank_correlation_se=se,
+            class_discriminative=method not in CLASS_AGNOSTIC))
     return results
 
 
 # A method "passes" the model-randomisation check when its maps' mean rank correlation with
-# those of a random-weights network stays below this (0 = unrelated, 1 = the same picture).
+# those of a random-weights network stays below this (0 = unrelated, 1 = the same picture),
+# with the upper end of its 95% interval over the sampled faces, not just the mean.
 SANITY_MAX_RHO = 0.5
+# Methods whose map does not depend on the class asked about: they cannot answer "why happy?"
+# (the app's target choice), so they are measured but never the default.
+CLASS_AGNOSTIC = frozenset({"eigencam"})
 
 
 def report(model: torch.nn.Module, images: torch.Tensor, temperature: float = 1.0, n: int = 300, seed: int = 0,
@@ -152,7 +161,8 @@ def report(model: torch.nn.Module, images: torch.Tensor, temperature: float = 1.
     results = measure(model, faces, temperature=temperature, seed=seed, progress=progress)
     return {"num_faces": len(faces), "seed": seed, "split": split, "temperature": temperature,
             "fractions": list(FRACTIONS), "floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO,
-            "best": best_method(results), "methods": [r.to_dict() for r in results],
+            "best": best_method(results),
+            "methods": [{**r.to_dict(), "passes_sanity_check": passes_sanity_check(r)} for r in results],
             "table": markdown_table(results, len(faces))}
 
 
@@ -161,14 +171,18 @@ def _ratio(a: float, b: float) -> float:
 
 
 def passes_sanity_check(r: MethodFaithfulness) -> bool:
-    return bool(np.isfinite(r.rank_correlation_random_model) and r.rank_correlation_random_model < SANITY_MAX_RHO)
+    """The upper end of the 95% interval of the mean rank correlation is below ``SANITY_MAX_RHO``."""
+    se = r.rank_correlation_se if np.isfinite(r.rank_correlation_se) else 0.0
+    return bool(np.isfinite(r.rank_correlation_random_model)
+                and r.rank_correlation_random_model + 1.96 * se < SANITY_MAX_RHO)
 
 
 def best_method(results: list[MethodFaithfulness]) -> str:
-    """Among methods that pass the model-randomisation check, the one whose top-20% removal lowers
-    the explained probability most relative to random pixels (all methods if none passes)."""
-    sane = [r for r in results if passes_sanity_check(r) and np.isfinite(r.ratio_20)]
-    return max(sane or results, key=lambda r: (r.ratio_20, r.drop["20%"])).method
+    """The default: among class-discriminative methods that pass the model-randomisation check, the
+    one whose top-20% removal lowers the explained probability most relative to random pixels
+    (falls back to all methods if none qualifies)."""
+    ok = [r for r in results if r.class_discriminative and passes_sanity_check(r) and np.isfinite(r.ratio_20)]
+    return max(ok or results, key=lambda r: (r.ratio_20, r.drop["20%"])).method
 
 
 def markdown_table(results: list[MethodFaithfulness], n: int) -> str:
@@ -177,14 +191,20 @@ def markdown_table(results: list[MethodFaithfulness], n: int) -> str:
              "pixels and of random blobs; last column: rank correlation of the maps with those of a "
              "random-weights network (low is good).", "",
              "| method | CAM 10% | CAM 20% | CAM 40% | random px 20% | random blobs 20% | CAM / random px (20%) "
-             "| CAM / blobs (20%) | rho vs random model |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| CAM / blobs (20%) | rho vs random model (95% CI) | randomisation check |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
+        se = r.rank_correlation_se if np.isfinite(r.rank_correlation_se) else 0.0
+        check = "passes" if passes_sanity_check(r) else "fails"
+        if not r.class_discriminative:
+            check += " (ignores the class)"
         lines.append(f"| {r.method} | {r.drop['10%']:.3f} | {r.drop['20%']:.3f} | {r.drop['40%']:.3f} | "
                      f"{r.drop_random_pixels['20%']:.3f} | {r.drop_random_blobs['20%']:.3f} | {r.ratio_20:.1f}x | "
-                     f"{r.ratio_20_blobs:.1f}x | {r.rank_correlation_random_model:.2f} |")
+                     f"{r.ratio_20_blobs:.1f}x | {r.rank_correlation_random_model:.2f} "
+                     f"({r.rank_correlation_random_model - 1.96 * se:.2f}-{r.rank_correlation_random_model + 1.96 * se:.2f})"
+                     f" | {check} |")
     return "\n".join(lines)
 
 
-__all__ = ["measure", "report", "MethodFaithfulness", "best_method", "passes_sanity_check", "SANITY_MAX_RHO", "markdown_table", "FRACTIONS", "FLOOR_RATIO",
+__all__ = ["CLASS_AGNOSTIC", "measure", "report", "MethodFaithfulness", "best_method", "passes_sanity_check", "SANITY_MAX_RHO", "markdown_table", "FRACTIONS", "FLOOR_RATIO",
            "CalibratedSoftmaxTarget", "spearman_per_face"]

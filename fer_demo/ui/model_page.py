@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fer_demo.model import EMOTIONS
-from fer_demo.model_card import model_card_markdown, split_name, what_a_percentage_means
+from fer_demo.model_card import failure_modes, model_card_markdown, split_name, what_a_percentage_means
 from fer_demo.weights import card_path
 
 # Training settings that are paths on the machine that trained the model: never shown.
@@ -126,6 +126,9 @@ def metrics_markdown(info: ModelInfo) -> str:
     if m.get("num_images"):
         lines.append(f"For scale: always answering the most common class would score "
                      f"{majority / m['num_images']:.1%}; chance over 7 classes is 14.3%.")
+    weak = failure_modes(m)
+    if weak:
+        lines.append("**Known weaknesses** (read from the confusion matrix):\n" + "\n".join(f"- {w}" for w in weak))
     lines.extend(f"Problem: {p}." for p in info.problems)
     return "\n\n".join(lines)
 
