@@ -18,7 +18,6 @@ from example_photos import EXAMPLES
 from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
 from fer_demo.ui import handler as ui_handler
-from fer_demo.ui.render import EMOTION_COLORS
 
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
 CAT = EXAMPLES / "no_face_cat.jpg"
@@ -157,12 +156,13 @@ def test_handler_outputs_for_one_face(handler):
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
     assert result["settings"] == {"cam": "gradcam", "target": None, "tta": "none"}
     # the page
-    assert isinstance(out.annotated, gr.AnnotatedImage)
-    image, boxes = out.annotated.constructor_args["value"]
+    # A plain (photo, boxes) value, not a component update: a cached example then serves copies of
+    # its own files instead of paths into the shared cache that later requests delete (issue 13).
+    assert isinstance(out.annotated, tuple)
+    image, boxes = out.annotated
     assert image.shape == (*result["image_size"][::-1], 3)
     caption = f"face 1: {face['label']} {face['confidence']:.0%}"
     assert [label for _, label in boxes] == [caption]
-    assert out.annotated.constructor_args["color_map"] == {caption: EMOTION_COLORS[face["label"]]}
     x1, y1, x2, y2 = face["box"]
     assert boxes[0][0][y1, x1] == 1 and boxes[0][0][(y1 + y2) // 2, (x1 + x2) // 2] == 0
     assert [c for _, c in out.gallery] == ["face 1: input", f"face 1: why {face['label']}", "face 1: in the photo"]
@@ -188,7 +188,7 @@ def test_handler_no_face_warns_and_returns_empty_results(handler):
         out = ui_handler.Outputs(*handler(str(CAT)))
     assert out.result["faces"] == [] and out.result["faces_found"] == 0
     assert out.gallery == [] and out.table.empty and "No face found" in out.summary
-    assert out.annotated.constructor_args["value"][1] == []
+    assert out.annotated[1] == []
     assert handler.api(str(CAT))["faces"] == []
 
 

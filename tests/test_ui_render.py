@@ -90,19 +90,19 @@ def test_box_outline_mask_frames_the_face_without_covering_it():
     assert set(np.unique(mask)) == {0.0, 1.0}
 
 
-def test_annotations_label_colour_and_mask_per_face():
-    pred = fake_prediction([fake_face("happy", 0.9, (10, 10, 50, 60)), fake_face("sad", 0.6, (80, 20, 130, 90))])
-    image, items, colors = render.annotations(pred)
+def test_annotations_caption_and_mask_per_face():
+    pred = fake_prediction([fake_face("happy", 0.9, (10, 10, 50, 60)), fake_face("happy", 0.6, (80, 20, 130, 90))])
+    image, items = render.annotations(pred)
     assert image is pred.image
-    assert [label for _, label in items] == ["face 1: happy 90%", "face 2: sad 60%"]
-    assert colors == {"face 1: happy 90%": render.EMOTION_COLORS["happy"], "face 2: sad 60%": render.EMOTION_COLORS["sad"]}
+    # One caption per face, so two "happy" faces get two legend entries (and two colours).
+    assert [label for _, label in items] == ["face 1: happy 90%", "face 2: happy 60%"]
     assert all(mask.shape == image.shape[:2] for mask, _ in items)
 
 
 def test_annotations_shrink_a_huge_photo_and_its_boxes():
     pred = fake_prediction([fake_face("happy", 0.9, (1000, 500, 2000, 1500))])
     pred.image = np.zeros((3000, 4000, 3), np.uint8)
-    image, items, _ = render.annotations(pred, max_side=1000)
+    image, items = render.annotations(pred, max_side=1000)
     assert image.shape == (750, 1000, 3)
     mask = items[0][0]
     assert mask.shape == (750, 1000)

@@ -194,9 +194,7 @@ class AnalyzeHandler:
         result = result_dict(prediction, seconds, cam, target, tta)
         result_file = str(self.result_files.write(result))
         summary = format_summary(prediction, seconds, cam, target, tta)
-        image, boxes, colors = annotations(prediction)
-        # Component instances update properties too: boxes and legend coloured by expression.
-        annotated = gr.AnnotatedImage(value=(image, boxes), color_map=colors)
+        annotated = annotations(prediction)  # a plain value (see render.annotations: cached examples)
         if not prediction.faces:
             gr.Warning(f"No face found in this photo. {NO_FACE_HINT}")
             return Outputs(annotated, [], gr.Label(value=None, label="Probabilities"), probability_table([]),

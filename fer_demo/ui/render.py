@@ -20,9 +20,6 @@ from fer_demo.ui.options import NO_FACE_HINT
 if TYPE_CHECKING:
     from fer_demo.pipeline import FaceResult, Prediction
 
-# One colour per expression for boxes and legend (colour-blind-friendly Okabe-Ito hues).
-EMOTION_COLORS = {"angry": "#D55E00", "disgust": "#009E73", "fear": "#CC79A7", "happy": "#E69F00",
-                  "sad": "#0072B2", "surprise": "#56B4E9", "neutral": "#999999"}
 # Crops are 48x48 (what the network sees): show them larger, with nearest-neighbour so the
 # pixels stay honest instead of being smoothed into a sharper-looking face.
 GALLERY_SIDE = 192
@@ -61,8 +58,14 @@ def box_outline_mask(box: tuple[float, float, float, float], height: int, width:
 
 
 def annotations(prediction: Prediction, max_side: int = DISPLAY_MAX_SIDE
-                ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict[str, str]]:
-    """gr.AnnotatedImage value (photo, [(outline mask, caption)]) and its colour map.
+                ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """gr.AnnotatedImage value: (photo, [(outline mask, caption)]), one caption per face, so
+    Gradio's palette gives each face its own colour (two "happy" faces are told apart).
+
+    A plain value, not a component update with a colour map, on purpose: Gradio stores a cached
+    example's *updates* with paths into its shared file cache and serves them as they are, so a
+    later visitor's request that wrote (and then deleted) the same content-named file broke the
+    example; a plain value is copied out of the examples cache again on every click.
 
     The photo is shown at most ``max_side`` px on its longer side (boxes scaled to match): Gradio
     turns every mask into a float64 RGBA image of the photo's size, so a 50-megapixel photo with
@@ -74,13 +77,11 @@ def annotations(prediction: Prediction, max_side: int = DISPLAY_MAX_SIDE
     if scale < 1:
         w, h = max(1, round(w * scale)), max(1, round(h * scale))
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
-    items, colors = [], {}
+    items = []
     for i, face in enumerate(prediction.faces):
-        caption = face_caption(i, face)
         box = tuple(v * scale for v in face.box)
-        items.append((box_outline_mask(box, h, w), caption))
-        colors[caption] = EMOTION_COLORS.get(face.label, "#FF0000")
-    return image, items, colors
+        items.append((box_outline_mask(box, h, w), face_caption(i, face)))
+    return image, items
 
 
 def _enlarge(image: np.ndarray, side: int = GALLERY_SIDE) -> Image.Image:
