@@ -73,6 +73,9 @@ CSS = """
 """
 
 
+START_TEXT = "Upload a photo, take one with the webcam or pick an example, then press **Analyze**."
+
+
 def example_photos(folder: str | Path = EXAMPLES_DIR) -> list[str]:
     """Image files in ``folder`` (the astronaut first: it is the one that shows everything)."""
     folder = Path(folder)
@@ -110,13 +113,12 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
             # The outputs are created first (render=False) so the examples, which need them, can sit
             # in the left column under the controls; they are placed in the right column below.
             annotated = gr.AnnotatedImage(label="Faces found", height=420, elem_id="annotated", render=False)
-            summary = gr.Markdown("Upload a photo, take one with the webcam or pick an example, then press "
-                                  "**Analyze**.", elem_id="summary", render=False)
+            summary = gr.Markdown(START_TEXT, elem_id="summary", render=False)
             probs = gr.Label(label="Probabilities", num_top_classes=len(EMOTIONS), scale=1,
                              elem_id="probabilities", render=False)
             gallery = gr.Gallery(label="Each face: what the model sees and the heatmap (click for its "
                                        "probabilities)", columns=3, height=290, object_fit="contain", scale=2,
-                                 elem_id="faces-gallery", buttons=["fullscreen"], render=False)
+                                 elem_id="faces-gallery", buttons=["fullscreen"], interactive=False, render=False)
             table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
                                  interactive=False, elem_id="faces-table", render=False)
             result = gr.JSON(label="Result", elem_id="result-json", render=False)
@@ -181,7 +183,10 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                              concurrency_id="inference", preprocess=False)
             gallery.select(select_face, inputs=[owners], outputs=[probs], api_visibility="private",
                            queue=False)
-            clear.add([image, annotated, gallery, probs, table, result, result_file])
+            # Clear empties every output; the summary and the table go back to their starting state.
+            clear.add([image, annotated, gallery, probs, result, result_file])
+            clear.click(lambda: (START_TEXT, probability_table([])), outputs=[summary, table], queue=False,
+                        api_visibility="private")
             clear.click(handler.forget_session, queue=False, api_visibility="private")
         with gr.Tab("Model", id="model"):
             build_model_tab(info, weights)

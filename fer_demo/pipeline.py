@@ -105,7 +105,9 @@ class Prediction:
     """The result for one photo.
 
     Attributes:
-        faces: analysed faces, highest detection score first (at most ``max_faces``; empty
+        faces: analysed faces numbered left to right (by the box's left edge) as a reader
+            counts them; when there are more than ``max_faces``, the ones with the highest detection
+            scores are kept (at most ``max_faces``; empty
             when no face was found).
         image: uint8 (H, W, 3) RGB, the photo upright (EXIF orientation applied); every box
             and landmark is in its pixels.
@@ -254,7 +256,8 @@ class Predictor:
         pil = load_image(image)
         rgb = np.asarray(pil)
         detected = self.detector.detect(pil)
-        kept = detected[: self.max_faces]
+        # The cap keeps the most confident detections; they are then numbered left to right.
+        kept = sorted(detected[: self.max_faces], key=lambda f: (float(f.box[0]), float(f.box[1])))
         pred = Prediction(faces=[], image=rgb, faces_found=len(detected),
                           truncated=len(detected) > self.max_faces, max_faces=self.max_faces, cam=cam)
         if not kept:

@@ -146,7 +146,20 @@ def test_group_photo_every_face_and_gallery_click(page, artifacts):
     # Clicking face 3's thumbnail shows face 3's probabilities.
     page.locator("#faces-gallery button.thumbnail-item, #faces-gallery .thumbnail-item").nth(6).click()
     page.locator("#probabilities").get_by_text("face 3: probabilities").wait_for(timeout=UI_MS)
+    # Faces are numbered left to right, as people count them.
+    lefts = [f["box"][0] for f in faces]
+    assert lefts == sorted(lefts)
+    # The results gallery is read-only: no drop zone, no delete button.
+    gallery_text = page.locator("#faces-gallery").inner_text()
+    assert "Drop" not in gallery_text and page.locator("#faces-gallery button[aria-label*='Clear']").count() == 0
     page.screenshot(path=str(artifacts / "app_group.png"), full_page=True)
+    # Clear empties every output and puts the summary and the table back as they started.
+    page.get_by_role("button", name="Clear").click()
+    page.locator("#summary").get_by_text("Upload a photo").wait_for(timeout=UI_MS)
+    assert "faces found" not in page.locator("#summary").inner_text()
+    header = page.locator("#faces-table").inner_text()
+    assert "label" in header and "happy" in header and "1\t2\t3" not in header
+    assert page.locator("#faces-gallery img").count() == 0
 
 
 def test_no_face_and_bad_file_keep_the_app_usable(page, artifacts, tmp_path):

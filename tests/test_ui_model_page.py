@@ -72,10 +72,22 @@ def test_per_class_table_matches_metrics():
     for _, row in table.iterrows():
         c = m["per_class"][row["class"]]
         assert row["support"] == c["support"]
-        assert row["recall"] == pytest.approx(c["recall"], abs=5e-4)
-        assert row["F1"] == pytest.approx(c["f1"], abs=5e-4)
+        assert float(row["recall"]) == pytest.approx(c["recall"], abs=5e-4)
+        assert float(row["F1"]) == pytest.approx(c["f1"], abs=5e-4)
+        assert all(len(row[k].split(".")[1]) == 3 for k in ("precision", "recall", "F1"))  # "0.000", never "0"
     assert table["support"].sum() == m["num_images"]
     assert model_page.per_class_table(None).empty
+
+
+def test_history_is_shown_with_readable_numbers():
+    import pandas as pd
+
+    raw = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.36110001, 0.5], "lr_end": [4.189053934176135e-08, 1e-3],
+                        "epoch_seconds": [2128.123, 300.0], "hardware": ["cpu", "cpu"]})
+    shown = model_page.readable_history(raw)
+    assert shown["lr_end"].tolist() == ["4.19e-08", "1.00e-03"]
+    assert shown["val_acc"].tolist() == ["0.3611", "0.5000"] and shown["epoch_seconds"].tolist() == [2128.1, 300.0]
+    assert shown["epoch"].tolist() == [1, 2] and shown["hardware"].tolist() == ["cpu", "cpu"]
 
 
 def test_confusion_figure_is_row_normalised():

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -27,7 +28,7 @@ from train.config import TrainConfig, add_config_args, config_from_args, config_
 from train.data import load_split
 from train.engine import evaluate
 from train.faithfulness import report as faithfulness_report
-from train.metrics import plot_confusion, plot_reliability
+from train.metrics import plot_confusion, plot_history, plot_reliability
 
 RELEASE_NAME = "fer_vgg19.safetensors"
 # What export measures about the model it ships, beside the weights.
@@ -56,7 +57,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calibrate", help="fit the release's temperature per TTA mode and write its calibration")
     c.add_argument("--weights", required=True, help=".safetensors release file (its card is updated in place)")
     c.add_argument("--data", required=True, help="FER2013 folder root or CSV: its evaluation split (PublicTest)")
-    mc = sub.add_parser("card", help="write MODEL_CARD.md beside a release from its card and faithfulness.json")
+    mc = sub.add_parser("card", help="redraw a release's plots and MODEL_CARD.md from its own files")
     mc.add_argument("--weights", required=True, help=".safetensors release file")
     x = sub.add_parser("export", help="write a run's best epoch as the release (fp16) into a folder")
     x.add_argument("--run", required=True, help="run directory of python -m train fit")
@@ -102,6 +103,33 @@ def write_model_card(dest: Path) -> Path:
     out = dest.parent / "MODEL_CARD.md"
     out.write_text(model_card_markdown(card, faith, front_matter=True))
     return out
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    """Redraw a release's plots from its own files (metrics, calibration, history) and its MODEL_CARD.md."""
+    dest = Path(args.weights)
+    _, card = load_model(dest)  # a readable release, or a clear error
+    to = dest.parent
+    metrics = card.extra.get("metrics")
+    if metrics:
+        plot_confusion(metrics["confusion_matrix"], to / "confusion.png",
+                       f"PublicTest ({metrics['num_images']} images) — accuracy {metrics['accuracy']:.4f}")
+    if card.extra.get("calibration"):
+        plot_reliability(card.extra["calibration"], to / "reliability.png")
+    if (to / "history.csv").is_file():
+        with open(to / "history.csv", newline="") as fh:
+            rows = [{k: (float(v) if k != "epoch" and _is_number(v) else int(v) if k == "epoch" else v)
+                     for k, v in r.items()} for r in csv.DictReader(fh)]
+        plot_history(rows, to / "curves.png")
+    print(f"wrote {write_model_card(dest)} and the plots in {to}")
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def write_faithfulness(dest: Path, data_root: str, faces: int) -> dict:
@@ -196,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "calibrate":
             cmd_calibrate(args)
         elif args.command == "card":
-            load_model(args.weights)  # a readable release, or a clear error
-            print(f"wrote {write_model_card(Path(args.weights))}")
+            cmd_card(args)
         elif args.command == "status":
             from train.status import format_status, run_status
 

@@ -49,7 +49,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], split: 
 
 
 def plot_confusion(cm: Sequence[Sequence[int]], path: str | Path, title: str = "") -> Path:
-    """Save counts and row-normalised confusion matrices side by side as a PNG."""
+    """Save the row-normalised (recall) and count confusion matrices side by side as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,7 +58,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], path: str | Path, title: str = "
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    for ax, data, sub, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "row-normalised (recall)", ".2f")):
+    for ax, data, sub, fmt in ((axes[0], norm, "row-normalised (recall)", ".2f"), (axes[1], cm, "counts", "d")):
         im = ax.imshow(data, cmap="Blues")
         ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
         ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
@@ -73,7 +73,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], path: str | Path, title: str = "
         fig.colorbar(im, ax=ax, fraction=0.046)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95) if title else None)  # room for the title above the panels
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -96,9 +96,17 @@ def plot_history(rows: list[dict], path: str | Path) -> Path:
     a.legend()
     b.plot(epochs, [r["train_acc"] for r in rows], "o-", label="train (augmented)")
     b.plot(epochs, [r["val_acc"] for r in rows], "o-", label="eval")
+    if any(r.get("val_acc_ema") not in (None, "") for r in rows):
+        b.plot([r["epoch"] for r in rows if r.get("val_acc_ema") not in (None, "")],
+               [float(r["val_acc_ema"]) for r in rows if r.get("val_acc_ema") not in (None, "")], "o--",
+               label="eval, EMA weights")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
     b.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

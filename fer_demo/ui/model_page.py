@@ -171,10 +171,25 @@ def per_class_table(metrics: dict | None) -> pd.DataFrame:
     rows = []
     for name in names:
         c = metrics["per_class"].get(name, {})
-        rows.append({"class": name, "precision": round(float(c.get("precision", 0)), 3),
-                     "recall": round(float(c.get("recall", 0)), 3), "F1": round(float(c.get("f1", 0)), 3),
+        rows.append({"class": name, "precision": f"{float(c.get('precision', 0)):.3f}",
+                     "recall": f"{float(c.get('recall', 0)):.3f}", "F1": f"{float(c.get('f1', 0)):.3f}",
                      "support": int(c.get("support", 0))})
     return pd.DataFrame(rows, columns=columns)
+
+
+def readable_history(history: pd.DataFrame) -> pd.DataFrame:
+    """history.csv for people: rounded numbers (no 4.189053934176135e-08), LR in scientific notation."""
+    out = history.copy()
+    for col in out.columns:
+        if not pd.api.types.is_float_dtype(out[col]):
+            continue
+        if col.startswith("lr"):
+            out[col] = out[col].map(lambda v: f"{v:.2e}")
+        elif col.endswith("seconds") or col == "images_per_s":
+            out[col] = out[col].round(1)
+        else:
+            out[col] = out[col].map(lambda v: f"{v:.4f}")
+    return out
 
 
 def confusion_figure(metrics: dict):
@@ -265,7 +280,7 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
             if info.curves_png is not None:
                 gr.Image(value=str(info.curves_png), label="Loss and accuracy per epoch", interactive=False)
             if info.history is not None:
-                gr.Dataframe(value=info.history, label="history.csv", interactive=False)
+                gr.Dataframe(value=readable_history(info.history), label="history.csv", interactive=False)
     with gr.Accordion("Model card and training settings", open=info.metrics is None):
         gr.Dataframe(value=model_table(info.card), label=f"Model ({card_path(weights).name})",
                      interactive=False, wrap=True)

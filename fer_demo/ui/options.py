@@ -33,7 +33,7 @@ LIMITS_TEXT = (
     f"shorter side are not looked for; at most {limits.MAX_FACES} faces are analysed per photo (the most "
     "confident detections)."
 )
-NO_FACE_HINT = (f"Faces must be reasonably frontal and lit, and at least {MIN_FACE_FRACTION} of the photo's "
-                "shorter side: crop a group photo to the people you want analysed.")
+NO_FACE_HINT = (f"If there is a face in it, it may be turned away, too dark, or smaller than {MIN_FACE_FRACTION} "
+                "of the photo's shorter side (crop the photo closer to it).")
 
 
