@@ -190,3 +190,21 @@ def test_export_rescores_the_fp16_weights(tmp_path, data_root, capsys):
     with Image.open(dest_dir / "reliability.png") as im:
         assert im.format == "PNG"
     assert m["calibration"]["temperature"] == cal["temperature"]["none"]
+
+
+def test_card_redraws_plots_and_model_card_from_the_release(tmp_path, data_root, capsys):
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--faithfulness-faces", "0"]) == 0
+    card_md = (dest_dir / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card_md and "Not measured for these weights" in card_md  # no faithfulness run
+    assert not (dest_dir / "faithfulness.json").exists()
+    for name in ("MODEL_CARD.md", "confusion.png", "reliability.png"):
+        (dest_dir / name).unlink()
+    assert main(["card", "--weights", str(dest_dir / RELEASE_NAME)]) == 0
+    for name in ("MODEL_CARD.md", "confusion.png", "reliability.png"):
+        assert (dest_dir / name).is_file(), name
+    assert (dest_dir / "MODEL_CARD.md").read_text() == card_md
+    capsys.readouterr()
+    assert main(["card", "--weights", str(tmp_path / "missing.safetensors")]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -120,7 +120,8 @@ def cmd_card(args: argparse.Namespace) -> None:
         with open(to / "history.csv", newline="") as fh:
             rows = [{k: (float(v) if k != "epoch" and _is_number(v) else int(v) if k == "epoch" else v)
                      for k, v in r.items()} for r in csv.DictReader(fh)]
-        plot_history(rows, to / "curves.png")
+        if rows and {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(rows[0]):
+            plot_history(rows, to / "curves.png")
     print(f"wrote {write_model_card(dest)} and the plots in {to}")
 
 
