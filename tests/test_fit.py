@@ -509,16 +509,20 @@ def test_status_sees_a_live_training_process(tmp_path):
 
     from train.status import pid_alive
 
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "train", "fit"])
+    # The child says when it runs: right after fork, /proc/PID/cmdline is still the parent's.
+    ready = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", ready, "-m", "train", "fit"], stdout=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout.readline().strip() == "ready"
         assert pid_alive(proc.pid, socket.gethostname())
         assert not pid_alive(proc.pid, "another-host")
     finally:
         proc.kill()
         proc.wait()
     assert not pid_alive(proc.pid, socket.gethostname())
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, but not a trainer
+    other = subprocess.Popen([sys.executable, "-c", ready], stdout=subprocess.PIPE, text=True)  # not a trainer
     try:
+        assert other.stdout.readline().strip() == "ready"
         assert not pid_alive(other.pid, socket.gethostname())
     finally:
         other.kill()
