@@ -118,19 +118,10 @@ def cmd_card(args: argparse.Namespace) -> None:
         plot_reliability(card.extra["calibration"], to / "reliability.png")
     if (to / "history.csv").is_file():
         with open(to / "history.csv", newline="") as fh:
-            rows = [{k: (float(v) if k != "epoch" and _is_number(v) else int(v) if k == "epoch" else v)
-                     for k, v in r.items()} for r in csv.DictReader(fh)]
+            rows = list(csv.DictReader(fh))
         if rows and {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(rows[0]):
             plot_history(rows, to / "curves.png")
     print(f"wrote {write_model_card(dest)} and the plots in {to}")
-
-
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def write_faithfulness(dest: Path, data_root: str, faces: int) -> dict:

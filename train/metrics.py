@@ -87,19 +87,21 @@ def plot_history(rows: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] for r in rows]
+    def col(key: str) -> list[float]:  # rows from fit (numbers) or from a history.csv (strings)
+        return [float(r[key]) for r in rows]
+
+    epochs = col("epoch")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(epochs, [r["val_loss"] for r in rows], "o-", label="eval")
+    a.plot(epochs, col("train_loss"), "o-", label="train")
+    a.plot(epochs, col("val_loss"), "o-", label="eval")
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
     a.legend()
-    b.plot(epochs, [r["train_acc"] for r in rows], "o-", label="train (augmented)")
-    b.plot(epochs, [r["val_acc"] for r in rows], "o-", label="eval")
-    if any(r.get("val_acc_ema") not in (None, "") for r in rows):
-        b.plot([r["epoch"] for r in rows if r.get("val_acc_ema") not in (None, "")],
-               [float(r["val_acc_ema"]) for r in rows if r.get("val_acc_ema") not in (None, "")], "o--",
-               label="eval, EMA weights")
+    b.plot(epochs, col("train_acc"), "o-", label="train (augmented)")
+    b.plot(epochs, col("val_acc"), "o-", label="eval")
+    ema = [(float(r["epoch"]), float(r["val_acc_ema"])) for r in rows if r.get("val_acc_ema") not in (None, "")]
+    if ema:
+        b.plot([e for e, _ in ema], [v for _, v in ema], "o--", label="eval, EMA weights")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
     b.legend()

@@ -14,9 +14,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from train.fit import PROGRESS
 from train.hardware import describe
 
-PROGRESS = "progress.json"
 HISTORY = "history.csv"
 
 
