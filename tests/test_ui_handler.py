@@ -184,8 +184,15 @@ def test_handler_target_class_and_no_cam(handler):
 
 @pytest.mark.integration
 def test_handler_no_face_warns_and_returns_empty_results(handler):
+    import warnings
+    from types import SimpleNamespace
+
+    visitor = SimpleNamespace(session_hash="s1")  # a visitor's request: a toast (a UserWarning outside Gradio)
     with pytest.warns(UserWarning, match="No face found"):
-        out = ui_handler.Outputs(*handler(str(CAT)))
+        out = ui_handler.Outputs(*handler(str(CAT), request=visitor))
+    with warnings.catch_warnings():  # no request (the examples cached at start-up): no warning printed
+        warnings.simplefilter("error")
+        assert ui_handler.Outputs(*handler(str(CAT))).result["faces"] == []
     assert out.result["faces"] == [] and out.result["faces_found"] == 0
     assert out.gallery == [] and out.table.empty and "No face found" in out.summary
     assert out.annotated[1] == []

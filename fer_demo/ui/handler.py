@@ -172,9 +172,13 @@ class AnalyzeHandler:
 
     def __call__(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED,
                  tta: str = "none", request: gr.Request = None) -> tuple:
-        """The Analyze button: every output of the page, in ``Outputs`` order."""
+        """The Analyze button: every output of the page, in ``Outputs`` order.
+
+        A visitor's request (``request`` set) also gets a toast when there is no face; caching the
+        examples at start-up (no request) does not, or Gradio prints it as a UserWarning.
+        """
         prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta, _session(request))
-        return self.outputs(prediction, seconds, cam_arg, target_arg, tta).as_tuple()
+        return self.outputs(prediction, seconds, cam_arg, target_arg, tta, notify=request is not None).as_tuple()
 
     def release_outputs(self, *values: Any) -> None:
         """After the page got a result: delete its image files once the browser has fetched them.
@@ -190,13 +194,14 @@ class AnalyzeHandler:
             self.recent.drop_session(session)
 
     def outputs(self, prediction: Prediction, seconds: float, cam: str | None, target: str | None,
-                tta: str) -> Outputs:
+                tta: str, notify: bool = True) -> Outputs:
         result = result_dict(prediction, seconds, cam, target, tta)
         result_file = str(self.result_files.write(result))
         summary = format_summary(prediction, seconds, cam, target, tta)
         annotated = annotations(prediction)  # a plain value (see render.annotations: cached examples)
         if not prediction.faces:
-            gr.Warning(f"No face found in this photo. {NO_FACE_HINT}")
+            if notify:
+                gr.Warning(f"No face found in this photo. {NO_FACE_HINT}")
             return Outputs(annotated, [], gr.Label(value=None, label="Probabilities"), probability_table([]),
                            summary, result, result_file, {"owners": [], "faces": []})
         items, owners = gallery_items(prediction, cam)
