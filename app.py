@@ -34,7 +34,7 @@ import gradio as gr
 
 from fer_demo import limits
 from fer_demo.model import EMOTIONS
-from fer_demo.ui.about import about_markdown
+from fer_demo.ui.about import about_markdown, page_address
 from fer_demo.ui.handler import AnalyzeHandler, select_face
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
 from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, TARGET_CHOICES,
@@ -191,8 +191,12 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
         with gr.Tab("Model", id="model"):
             build_model_tab(info, weights)
         with gr.Tab("About", id="about"):
-            gr.Markdown(about_markdown(info, os.environ.get("SPACE_ID") or "http://localhost:7860/"),
-                        elem_id="about")
+            about = gr.Markdown(about_markdown(info, page_address()), elem_id="about")
+
+            def about_for(request: gr.Request) -> str:  # the client snippet names the address in use
+                return about_markdown(info, page_address(request))
+
+            demo.load(about_for, outputs=[about], queue=False, api_visibility="private")
         demo.unload(handler.forget_session)
     blocks.append(demo)
     return demo

@@ -253,6 +253,9 @@ def test_about_page_has_limits_responsible_use_and_client_snippet(page):
     about.get_by_text("Responsible use").wait_for(timeout=UI_MS)
     text = about.inner_text()
     assert "not a felt emotion" in text and "Privacy" in text and 'api_name="/predict"' in text
+    # The client snippet names the address this page came from (not a hard-coded port).
+    served = page.url.split("?")[0].rstrip("/") + "/"
+    assert f'Client("{served}")' in text, (served, text[text.find("Client("):][:80])
 
 
 def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifacts, tmp_path):

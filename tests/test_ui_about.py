@@ -15,3 +15,18 @@ def test_about_quotes_the_measured_accuracy(release, bare_release):
     about = about_markdown(ModelInfo.load(release), url="user/space")
     assert 'Client("user/space")' in about and 'api_name="/predict"' in about
     assert "not a felt emotion" in about and "Do not use it to make or support decisions about people" in about
+
+
+def test_page_address_comes_from_the_request(monkeypatch):
+    from types import SimpleNamespace
+
+    from fer_demo.ui.about import page_address
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert page_address(None) == "http://localhost:7860/"
+    assert page_address(SimpleNamespace(headers={"host": "127.0.0.1:7861"})) == "http://127.0.0.1:7861/"
+    behind_proxy = SimpleNamespace(headers={"host": "10.0.0.5:7860", "x-forwarded-host": "fer.example.org",
+                                            "x-forwarded-proto": "https"})
+    assert page_address(behind_proxy) == "https://fer.example.org/"
+    monkeypatch.setenv("SPACE_ID", "someone/fer-demo")
+    assert page_address(behind_proxy) == "someone/fer-demo"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from fer_demo import limits
 from fer_demo.model import EMOTIONS
@@ -81,12 +82,26 @@ for face in result["faces"]:
 """
 
 
+def page_address(request: Any = None, default: str = "http://localhost:7860/") -> str:
+    """Where this page is served from, for the client snippet: the Space's name on Hugging Face,
+    else the scheme and host the browser used (behind a proxy: its forwarded ones)."""
+    space = os.environ.get("SPACE_ID")
+    if space:
+        return space
+    headers = getattr(request, "headers", None) or {}
+    host = headers.get("x-forwarded-host") or headers.get("host")
+    if not host:
+        return default
+    scheme = headers.get("x-forwarded-proto") or "http"
+    return f"{scheme}://{host}/"
+
+
 def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7860/") -> str:
     if info is not None and info.metrics is not None:
         m = info.metrics
-        accuracy = (f"This model is right on {m['accuracy']:.0%} of FER2013's held-out test faces "
-                    f"(macro-F1 {m.get('macro_f1', float('nan')):.2f}; see the Model tab), and "
-                    "less often on photos unlike FER2013's.")
+        accuracy = (f"This model is right on {m['accuracy']:.0%} of FER2013's PublicTest faces "
+                    f"(macro-F1 {m.get('macro_f1', float('nan')):.2f}; the split also chose its training epoch; "
+                    "see the Model tab), and less often on photos unlike FER2013's.")
     else:
         accuracy = "These weights come without evaluation results, so their accuracy is unknown."
     init = ((info.card or {}).get("training") or {}).get("init") if info is not None else None
