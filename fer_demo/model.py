@@ -121,7 +121,8 @@ def load_imagenet_features(model: FERNet, path: str | Path | None = None) -> FER
 def build_model(init: str = "scratch", imagenet_weights: str | Path | None = None) -> FERNet:
     """Build the classifier. ``init`` is ``"scratch"`` (default) or ``"imagenet"``."""
     if init not in ("scratch", "imagenet"):
-        raise ValueError(f"Invalid init {init!r}. Only 'scratch' and 'imagenet' are supported.")
+        raise ValueError(f"Invalid init {init!r}. Only 'scratch', 'imagenet' or a release .safetensors file "
+                         "(train.fit.initial_model) are supported.")
     model = FERNet()
     if init == "imagenet":
         load_imagenet_features(model, imagenet_weights)

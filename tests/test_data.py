@@ -83,6 +83,33 @@ def test_folder_unknown_class_folder(tmp_path, rng):
     assert str(root / "train") in str(e.value)
 
 
+def test_other_datasets_class_names_map_onto_the_seven(tmp_path, rng):
+    """RAF-DB/AffectNet-style folder names, any size and colour: mapped by name, resized, gray."""
+    root = tmp_path / "mine"
+    big_rgb = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    write_image(root / "train" / "Happiness" / "a.png", big_rgb)
+    write_image(root / "train" / "anger" / "b.jpg", noise_face(rng))
+    write_image(root / "train" / "surprised" / "c.png", rng.integers(0, 256, (30, 30), dtype=np.uint8))
+    Image.fromarray(big_rgb).convert("CMYK").save(root / "train" / "Happiness" / "d.jpg")
+    ds = load_folder(root, "train", progress=False)
+    assert sorted(ds.labels.tolist()) == sorted([HAPPY, ANGRY, SURPRISE, HAPPY])
+    assert ds.images.shape == (4, FACE_SIZE, FACE_SIZE) and ds.images.dtype == torch.uint8
+
+
+def test_unknown_class_is_an_error_listing_the_names_or_is_skipped(tmp_path, rng):
+    root = tmp_path / "mine"
+    write_image(root / "train" / "happy" / "0.png", noise_face(rng))
+    write_image(root / "train" / "contempt" / "0.png", noise_face(rng))
+    with pytest.raises(DataError, match=r"contempt.*'angry'.*happiness.*--ignore-classes"):
+        load_folder(root, "train", progress=False)
+    with pytest.warns(UserWarning, match=r"skipped class folder\(s\) \['contempt'\]"):
+        ds = load_folder(root, "train", progress=False, ignore_classes=True)
+    assert ds.labels.tolist() == [HAPPY]
+    (root / "train" / "happy" / "0.png").unlink()  # only an ignored class left: nothing to train on
+    with pytest.raises(DataError, match="no .jpg/.png images"), pytest.warns(UserWarning):
+        load_folder(root, "train", progress=False, ignore_classes=True)
+
+
 def test_folder_without_images(tmp_path):
     (tmp_path / "fer" / "train" / "happy").mkdir(parents=True)
     with pytest.raises(DataError, match="no .jpg/.png images"):

@@ -197,6 +197,28 @@ def test_resume_refuses_a_pickle_checkpoint(data_root, tmp_path):
     assert not marker.exists()
 
 
+def test_fine_tuning_starts_from_a_release_file(run_a, data_root, tmp_path, monkeypatch):
+    """``--init weights/....safetensors``: the run's first step starts from that file's weights."""
+    _, out_a, _ = run_a
+    release = out_a / "best.safetensors"
+    seen = {}
+    real = train_fit.train_one_epoch
+
+    def spy(model, *args, **kwargs):
+        seen.setdefault("start", {k: v.clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_fit, "train_one_epoch", spy)
+    fit(tiny_config(data_root, tmp_path / "ft", init=str(release), epochs=1, lr=1e-4), device="cpu")
+    start, _ = load_model(release)
+    for k, v in start.state_dict().items():
+        assert torch.equal(seen["start"][k].to(v.dtype), v), k
+    from fer_demo.weights import ModelFileError
+
+    with pytest.raises(ModelFileError, match="not found"):
+        fit(tiny_config(data_root, tmp_path / "ft2", init=str(tmp_path / "missing.safetensors")), device="cpu")
+
+
 def test_batch_larger_than_training_set(data_root, tmp_path):
     with pytest.raises(ValueError, match="batch_size 64 is larger than the training set"):
         fit(tiny_config(data_root, tmp_path / "r", batch_size=64), device="cpu")

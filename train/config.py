@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 class TrainConfig:
     data: str = "../shared/data/fer2013"  # FER2013 folder root or fer2013.csv
     out: str = "runs/release"  # run directory: config, history, checkpoints, metrics, export
-    init: str = "scratch"  # "scratch" or "imagenet" (needs torchvision's weights locally)
+    init: str = "scratch"  # "scratch", "imagenet" (torchvision's weights, locally) or a release .safetensors
+    # Other labelled face folders: class folders that are not one of the 7 expressions (or an
+    # alias, see train.data.CLASS_ALIASES) are an error unless this skips them.
+    ignore_classes: bool = False
     imagenet_weights: str | None = None  # explicit path to vgg19_bn-c79401a0.pth for --init imagenet
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
@@ -67,7 +70,8 @@ class TrainConfig:
 _HELP = {
     "data": "FER2013 folder root (train/, test/) or fer2013.csv",
     "out": "run directory (created); holds checkpoints and every output",
-    "init": "scratch (default) or imagenet",
+    "init": "scratch, imagenet, or a release .safetensors to fine-tune from (e.g. weights/fer_vgg19.safetensors)",
+    "ignore_classes": "skip class folders that are not one of the 7 expressions or an alias (e.g. contempt)",
 }
 
 

@@ -30,6 +30,23 @@ CSV_SPLITS = {"train": "Training", "test": "PublicTest", "private": "PrivateTest
 CSV_HEADER = ["emotion", "pixels", "Usage"]
 # Refuse a split when more than this fraction of its images cannot be read.
 MAX_BAD_FRACTION = 0.01
+# Class folder names other datasets use for the seven expressions (compared case-insensitively):
+# RAF-DB / AffectNet / CK+ / JAFFE spellings. Anything else is an error, or skipped with
+# ``ignore_classes`` (e.g. AffectNet's and CK+'s "contempt", which FER2013 does not have).
+CLASS_ALIASES = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral", "calm": "neutral",
+}
+
+
+def class_of(folder_name: str) -> str | None:
+    """The expression a class folder stands for ("Happiness" -> "happy"), or None if unknown."""
+    return CLASS_ALIASES.get(folder_name.strip().lower())
 
 
 class DataError(ValueError):
@@ -60,13 +77,13 @@ class FaceDataset:
         return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-def load_split(root: str | Path, split: str, progress: bool = True) -> FaceDataset:
+def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False) -> FaceDataset:
     """Load ``split`` from a folder root or a CSV file, whichever ``root`` is."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".csv":
         return load_csv(root, split, progress=progress)
     if root.is_dir():
-        return load_folder(root, split, progress=progress)
+        return load_folder(root, split, progress=progress, ignore_classes=ignore_classes)
     raise DataError(f"{root}: not a FER2013 CSV file nor a folder with train/ and test/ sub-folders")
 
 
@@ -81,12 +98,14 @@ def _decode(path: Path) -> np.ndarray | None:
         return None
 
 
-def load_folder(root: str | Path, split: str, progress: bool = True) -> FaceDataset:
-    """Read ``<root>/<split>/<class>/*.{jpg,png}`` (Kaggle layout) into memory.
+def load_folder(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False) -> FaceDataset:
+    """Read ``<root>/<split>/<class>/*.{jpg,png}`` (Kaggle layout, or any labelled face folders) into memory.
 
-    Class folders must be named after ``EMOTIONS``; missing classes are allowed (an
-    evaluation set may lack one), unknown ones are an error. Images that are not 48x48 are
-    resized. Unreadable images are skipped with a warning, unless more than 1% are bad.
+    Class folders are named after ``EMOTIONS`` or an alias (``CLASS_ALIASES``: "happiness",
+    "Anger", "surprised", ...); missing classes are allowed (an evaluation set may lack one),
+    unknown ones are an error listing the accepted names, or are skipped with a warning when
+    ``ignore_classes``. Images of any size and colour are converted to gray and resized to
+    48x48. Unreadable images are skipped with a warning, unless more than 1% are bad.
     """
     root = Path(root)
     if split not in FOLDER_SPLITS:
@@ -95,16 +114,23 @@ def load_folder(root: str | Path, split: str, progress: bool = True) -> FaceData
     if not split_dir.is_dir():
         raise DataError(f"{root}: missing split folder {split_dir.name}/ (expected {root}/train/ and {root}/test/)")
     class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
-    unknown = [p.name for p in class_dirs if p.name not in EMOTIONS]
+    unknown = [p.name for p in class_dirs if class_of(p.name) is None]
+    if unknown and not ignore_classes:
+        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected the expressions {list(EMOTIONS)} "
+                        f"or an alias ({', '.join(sorted(set(CLASS_ALIASES) - set(EMOTIONS)))}); "
+                        "--ignore-classes skips the others")
     if unknown:
-        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected only {list(EMOTIONS)}")
+        warnings.warn(f"{split_dir}: skipped class folder(s) {unknown} (not one of the 7 expressions)", stacklevel=2)
     files: list[Path] = []
     labels: list[int] = []
     for d in class_dirs:
+        name = class_of(d.name)
+        if name is None:
+            continue
         for f in sorted(d.iterdir()):
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 files.append(f)
-                labels.append(EMOTIONS.index(d.name))
+                labels.append(EMOTIONS.index(name))
     if not files:
         raise DataError(f"{split_dir}: no .jpg/.png images in any class folder")
 

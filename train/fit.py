@@ -34,7 +34,7 @@ from torch import nn
 from fer_demo import __version__
 from fer_demo.model import EMOTIONS, build_model
 from fer_demo.transforms import TrainAugment
-from fer_demo.weights import ModelCard, save_model
+from fer_demo.weights import ModelCard, load_model, save_model
 from train.config import TrainConfig, config_from_dict
 from train.data import FaceDataset, load_split
 from train.engine import EpochProgress, evaluate, pick_cpu_precision, resolve_precision, train_one_epoch
@@ -180,6 +180,16 @@ def check_resumable(saved: TrainConfig, cfg: TrainConfig, done_steps: int, steps
         raise ResumeError(f"--resume: config differs from the checkpoint's in {differ}; use the same flags")
 
 
+def initial_model(cfg: TrainConfig) -> torch.nn.Module:
+    """The network a run starts from: random ("scratch"), torchvision's ImageNet features
+    ("imagenet"), or a release file to fine-tune (``--init weights/fer_vgg19.safetensors``; its
+    card must describe this code's model)."""
+    if cfg.init.endswith(".safetensors"):
+        model, _ = load_model(cfg.init)  # ModelFileError (a clear CLI error) if missing or foreign
+        return model.train()
+    return build_model(cfg.init, cfg.imagenet_weights)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -220,14 +230,14 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
     precision = resolve_precision(cfg.precision, dev, choose_bf16)
     torch.manual_seed(cfg.seed)
 
-    train_data = subset(load_split(cfg.data, "train", cfg.progress), cfg.limit_train, cfg.seed)
-    eval_data = subset(load_split(cfg.data, "test", cfg.progress), cfg.limit_eval, cfg.seed + 1)
+    train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes), cfg.limit_train, cfg.seed)
+    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes), cfg.limit_eval, cfg.seed + 1)
     fingerprints = {"train": train_data.fingerprint(), "test": eval_data.fingerprint()}
     if state is not None and state["fingerprints"] != fingerprints:
         raise ResumeError(f"--resume: the dataset at {cfg.data} changed since the checkpoint was written "
                           f"(fingerprint {fingerprints} != {state['fingerprints']})")
 
-    model = build_model(cfg.init, cfg.imagenet_weights).to(dev)
+    model = initial_model(cfg).to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     counts = train_data.class_counts()
