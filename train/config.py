@@ -15,6 +15,9 @@ class TrainConfig:
     # Other labelled face folders: class folders that are not one of the 7 expressions (or an
     # alias, see train.data.CLASS_ALIASES) are an error unless this skips them.
     ignore_classes: bool = False
+    # "cropped": the images are face crops (FER2013's way); "detect": folders of photos, each run
+    # once through the app's detector and aligner (cached; train.photos).
+    faces: str = "cropped"
     imagenet_weights: str | None = None  # explicit path to vgg19_bn-c79401a0.pth for --init imagenet
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
@@ -71,6 +74,7 @@ _HELP = {
     "data": "FER2013 folder root (train/, test/) or fer2013.csv",
     "out": "run directory (created); holds checkpoints and every output",
     "init": "scratch, imagenet, or a release .safetensors to fine-tune from (e.g. weights/fer_vgg19.safetensors)",
+    "faces": "cropped (face crops, FER2013's way) or detect (photos: the app's detector and aligner, cached)",
     "ignore_classes": "skip class folders that are not one of the 7 expressions or an alias (e.g. contempt)",
 }
 

@@ -77,11 +77,22 @@ class FaceDataset:
         return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False) -> FaceDataset:
-    """Load ``split`` from a folder root or a CSV file, whichever ``root`` is."""
+def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False,
+               faces: str = "cropped") -> FaceDataset:
+    """Load ``split`` from a folder root or a CSV file, whichever ``root`` is.
+
+    ``faces``: "cropped" (the images are face crops, FER2013's way) or "detect" (folders of
+    photos: each goes through the app's detector and aligner once, cached; ``train.photos``).
+    """
     root = Path(root)
+    if faces not in ("cropped", "detect"):
+        raise DataError(f"Invalid faces mode {faces!r}. Only 'cropped' and 'detect' are supported.")
     if root.is_file() and root.suffix.lower() == ".csv":
         return load_csv(root, split, progress=progress)
+    if root.is_dir() and faces == "detect":
+        from train.photos import load_photo_folder
+
+        return load_photo_folder(root, split, progress=progress, ignore_classes=ignore_classes)
     if root.is_dir():
         return load_folder(root, split, progress=progress, ignore_classes=ignore_classes)
     raise DataError(f"{root}: not a FER2013 CSV file nor a folder with train/ and test/ sub-folders")
@@ -98,6 +109,39 @@ def _decode(path: Path) -> np.ndarray | None:
         return None
 
 
+def labelled_files(split_dir: Path, root: Path, suffixes: set[str], ignore_classes: bool = False
+                   ) -> tuple[list[Path], list[int]]:
+    """The image files of ``split_dir/<class>/`` and their labels (indices into ``EMOTIONS``).
+
+    Class folders are named after ``EMOTIONS`` or an alias (``CLASS_ALIASES``); an unknown one
+    is a ``DataError`` listing the accepted names, or skipped with a warning when
+    ``ignore_classes``. No image at all is a ``DataError`` too.
+    """
+    if not split_dir.is_dir():
+        raise DataError(f"{root}: missing split folder {split_dir.name}/ (expected {root}/train/ and {root}/test/)")
+    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    unknown = [p.name for p in class_dirs if class_of(p.name) is None]
+    if unknown and not ignore_classes:
+        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected the expressions {list(EMOTIONS)} "
+                        f"or an alias ({', '.join(sorted(set(CLASS_ALIASES) - set(EMOTIONS)))}); "
+                        "--ignore-classes skips the others")
+    if unknown:
+        warnings.warn(f"{split_dir}: skipped class folder(s) {unknown} (not one of the 7 expressions)", stacklevel=3)
+    files: list[Path] = []
+    labels: list[int] = []
+    for d in class_dirs:
+        name = class_of(d.name)
+        if name is None:
+            continue
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in suffixes:
+                files.append(f)
+                labels.append(EMOTIONS.index(name))
+    if not files:
+        raise DataError(f"{split_dir}: no image files ({', '.join(sorted(suffixes))}) in any class folder")
+    return files, labels
+
+
 def load_folder(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False) -> FaceDataset:
     """Read ``<root>/<split>/<class>/*.{jpg,png}`` (Kaggle layout, or any labelled face folders) into memory.
 
@@ -111,29 +155,7 @@ def load_folder(root: str | Path, split: str, progress: bool = True, ignore_clas
     if split not in FOLDER_SPLITS:
         raise DataError(f"Invalid split {split!r} for the folder layout. Only {sorted(FOLDER_SPLITS)} exist.")
     split_dir = root / FOLDER_SPLITS[split]
-    if not split_dir.is_dir():
-        raise DataError(f"{root}: missing split folder {split_dir.name}/ (expected {root}/train/ and {root}/test/)")
-    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
-    unknown = [p.name for p in class_dirs if class_of(p.name) is None]
-    if unknown and not ignore_classes:
-        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected the expressions {list(EMOTIONS)} "
-                        f"or an alias ({', '.join(sorted(set(CLASS_ALIASES) - set(EMOTIONS)))}); "
-                        "--ignore-classes skips the others")
-    if unknown:
-        warnings.warn(f"{split_dir}: skipped class folder(s) {unknown} (not one of the 7 expressions)", stacklevel=2)
-    files: list[Path] = []
-    labels: list[int] = []
-    for d in class_dirs:
-        name = class_of(d.name)
-        if name is None:
-            continue
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(f)
-                labels.append(EMOTIONS.index(name))
-    if not files:
-        raise DataError(f"{split_dir}: no .jpg/.png images in any class folder")
-
+    files, labels = labelled_files(split_dir, root, IMAGE_SUFFIXES, ignore_classes)
     with ThreadPoolExecutor(max_workers=4) as pool:
         decoded = list(tqdm(pool.map(_decode, files), total=len(files), desc=f"decode {split_dir.name}",
                             unit="img", disable=not progress))

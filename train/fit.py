@@ -230,8 +230,10 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
     precision = resolve_precision(cfg.precision, dev, choose_bf16)
     torch.manual_seed(cfg.seed)
 
-    train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes), cfg.limit_train, cfg.seed)
-    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes), cfg.limit_eval, cfg.seed + 1)
+    train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes, cfg.faces), cfg.limit_train,
+                        cfg.seed)
+    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes, cfg.faces), cfg.limit_eval,
+                       cfg.seed + 1)
     fingerprints = {"train": train_data.fingerprint(), "test": eval_data.fingerprint()}
     if state is not None and state["fingerprints"] != fingerprints:
         raise ResumeError(f"--resume: the dataset at {cfg.data} changed since the checkpoint was written "
