@@ -209,3 +209,13 @@ def test_gallery_click_shows_that_faces_probabilities(handler):
     face = state["owners"][last]
     assert label.constructor_args["value"] == state["faces"][face]
     assert label.constructor_args["label"] == ui_handler.PROBS_TITLE.format(face=face + 1)
+
+
+@pytest.mark.integration
+def test_an_empty_heatmap_is_named_not_drawn_as_an_answer(handler):
+    """Issue 13: "why sad?" on the smiling astronaut gives an all-zero Grad-CAM; say so."""
+    out = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "sad", "none"))
+    assert [c for _, c in out.gallery][1] == "face 1: no evidence for sad in this face"
+    assert "no evidence for sad" in out.summary
+    happy = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "happy", "none"))
+    assert [c for _, c in happy.gallery][1] == "face 1: why happy"

@@ -20,7 +20,8 @@ from fer_demo.ui import render
 
 
 def fake_face(label: str = "happy", p: float = 0.87, box=(10, 20, 60, 80), target: str | None = None,
-              cam: bool = True, runner_up: str | None = None, p2: float | None = None) -> FaceResult:
+              cam: bool = True, runner_up: str | None = None, p2: float | None = None,
+              evidence: bool = True) -> FaceResult:
     """A real ``FaceResult`` with made-up values; ``runner_up``/``p2`` make a close call."""
     second = runner_up or next(e for e in EMOTIONS if e != label)
     p2 = p2 if p2 is not None else (1 - p) / (len(EMOTIONS) - 1)
@@ -32,7 +33,8 @@ def fake_face(label: str = "happy", p: float = 0.87, box=(10, 20, 60, 80), targe
                       aligned=np.zeros((48, 48), np.uint8), aligned_rgb=np.zeros((192, 192, 3), np.uint8),
                       probabilities=probs, label=label, confidence=p, runner_up=second,
                       close_call=is_close_call(p, p2), target=(target or label) if cam else None,
-                      heatmap=np.zeros((48, 48), np.float32) if cam else None, overlay=overlay,
+                      heatmap=np.full((48, 48), 0.5 if evidence else 0.0, np.float32) if cam else None,
+                      overlay=overlay,
                       region_overlay=region)
 
 
@@ -55,6 +57,16 @@ def fake_prediction(faces: list, found: int | None = None, max_faces: int = limi
 def test_face_caption_is_label_and_percent():
     assert render.face_caption(0, fake_face("happy", 0.874)) == "face 1: happy 87%"
     assert render.face_caption(2, fake_face("sad", 0.5)) == "face 3: sad 50%"
+
+
+def test_an_empty_heatmap_says_so_in_words():
+    face = fake_face("happy", 0.9, target="sad", evidence=False)
+    items, _ = render.gallery_items(fake_prediction([face]), "gradcam")
+    assert [c for _, c in items][1] == "face 1: no evidence for sad in this face"
+    summary = render.format_summary(fake_prediction([face]), 0.3, "gradcam", "sad", "none")
+    assert "the heatmap finds no evidence for sad in this face" in summary
+    seen = fake_face("happy", 0.9, target="happy")
+    assert [c for _, c in render.gallery_items(fake_prediction([seen]), "gradcam")[0]][1] == "face 1: why happy"
 
 
 def test_a_close_call_names_both_classes_everywhere():

@@ -92,6 +92,22 @@ def _enlarge(image: np.ndarray, side: int = GALLERY_SIDE) -> Image.Image:
     return pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.NEAREST)
 
 
+# A CAM whose largest value is below this is "empty": pytorch-grad-cam found no pixel with
+# positive evidence for the class (its maps are scaled to max 1 otherwise).
+EMPTY_CAM_MAX = 1e-6
+
+
+def has_evidence(face: FaceResult) -> bool:
+    """False when the face's heatmap is empty (no positive evidence for the explained class)."""
+    return face.heatmap is not None and float(np.max(face.heatmap)) > EMPTY_CAM_MAX
+
+
+def cam_caption(face: FaceResult, explained: str) -> str:
+    """ "why happy", or "no evidence for sad in this face" when the map is empty (a flat blue
+    picture would otherwise look like an answer)."""
+    return f"why {explained}" if has_evidence(face) else f"no evidence for {explained} in this face"
+
+
 def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[Image.Image, str]], list[int]]:
     """Per face: the 48x48 face the network saw, and (with a CAM) the heatmap on it and on the photo.
 
@@ -104,7 +120,7 @@ def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[I
         owners.append(i)
         explained = face.target or face.label
         if cam and face.overlay is not None:
-            items.append((_enlarge(face.overlay), f"face {i + 1}: why {explained}"))
+            items.append((_enlarge(face.overlay), f"face {i + 1}: {cam_caption(face, explained)}"))
             owners.append(i)
         if cam and face.region_overlay is not None:
             # The face box is rarely square: pad it so the thumbnails line up.
@@ -134,9 +150,11 @@ def format_summary(prediction: Prediction, seconds: float, cam: str | None, targ
                  f"{prediction.faces_found - n} not shown)")
     lines = [head + f" in {seconds:.1f} s."]
     for i, face in enumerate(prediction.faces):
-        close = (f" (a close call: less than {100 * CLOSE_CALL_MARGIN:.0f} percentage points apart)"
+        notes = (f" (a close call: less than {100 * CLOSE_CALL_MARGIN:.0f} percentage points apart)"
                  if face.close_call else "")
-        lines.append(f"- face {i + 1}: **{face.verdict}**{close} "
+        if cam and face.heatmap is not None and not has_evidence(face):
+            notes += f"; the heatmap finds no evidence for {face.target or face.label} in this face"
+        lines.append(f"- face {i + 1}: **{face.verdict}**{notes} "
                      f"(face detector confidence {face.detection_score:.2f})")
     settings = [f"explanation: {cam}" if cam else "explanation: off"]
     if cam:
