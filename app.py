@@ -39,7 +39,7 @@ from fer_demo.ui.handler import AnalyzeHandler, select_face
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
 from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, TARGET_CHOICES,
                                  TTA_CHOICES)
-from fer_demo.ui.render import probability_table
+from fer_demo.ui.render import heatmap_legend_html, probability_table
 
 if TYPE_CHECKING:  # the app only needs the Predictor's interface; main() builds one
     from fer_demo.pipeline import Predictor
@@ -159,7 +159,9 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                     summary.render()
                     with gr.Row(equal_height=False):
                         probs.render()
-                        gallery.render()
+                        with gr.Column(scale=2):
+                            gallery.render()
+                            gr.HTML(heatmap_legend_html(), elem_id="heatmap-legend")
                     table.render()
                     result_file.render()
                     with gr.Accordion("Result as JSON", open=False):

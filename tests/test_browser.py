@@ -131,6 +131,8 @@ def test_analyze_an_uploaded_photo(page, artifacts):
     assert result["image_size"] == list(Image.open(ASTRONAUT).size)
     for img in page.locator("#annotated img").all():  # photo and box mask actually decoded
         assert img.evaluate("el => el.complete && el.naturalWidth > 0")
+    legend = page.locator("#heatmap-legend").inner_text()  # the heatmaps' colour scale, in words
+    assert "less evidence" in legend and "more evidence" in legend
     page.screenshot(path=str(artifacts / "app_analyze.png"), full_page=True)
 
 

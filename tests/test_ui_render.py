@@ -59,6 +59,15 @@ def test_face_caption_is_label_and_percent():
     assert render.face_caption(2, fake_face("sad", 0.5)) == "face 3: sad 50%"
 
 
+def test_heatmap_legend_uses_the_heatmaps_own_colours():
+    from fer_demo.pipeline import colorize
+
+    html = render.heatmap_legend_html()
+    low, high = colorize(np.array([[0.0, 1.0]], np.float32))[0]
+    assert f"#{low[0]:02x}{low[1]:02x}{low[2]:02x}" in html and f"#{high[0]:02x}{high[1]:02x}{high[2]:02x}" in html
+    assert "less evidence" in html and "more evidence" in html
+
+
 def test_an_empty_heatmap_says_so_in_words():
     face = fake_face("happy", 0.9, target="sad", evidence=False)
     items, _ = render.gallery_items(fake_prediction([face]), "gradcam")

@@ -108,6 +108,18 @@ def cam_caption(face: FaceResult, explained: str) -> str:
     return f"why {explained}" if has_evidence(face) else f"no evidence for {explained} in this face"
 
 
+def heatmap_legend_html(stops: int = 9) -> str:
+    """The heatmaps' colour scale as an HTML bar, sampled from the very colormap that draws them."""
+    from fer_demo.pipeline import colorize
+
+    colors = colorize(np.linspace(0, 1, stops, dtype=np.float32).reshape(1, -1))[0]
+    gradient = ", ".join(f"#{r:02x}{g:02x}{b:02x}" for r, g, b in colors)
+    return ('<div class="fer-legend" style="display:flex;align-items:center;gap:0.5em;font-size:0.85em">'
+            '<span>heatmap: less evidence</span>'
+            f'<span style="flex:1;height:0.8em;border-radius:3px;background:linear-gradient(to right, {gradient})">'
+            '</span><span>more evidence</span></div>')
+
+
 def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[Image.Image, str]], list[int]]:
     """Per face: the 48x48 face the network saw, and (with a CAM) the heatmap on it and on the photo.
 
