@@ -563,3 +563,30 @@ def test_auto_precision_measures_only_where_bf16_is_native(monkeypatch):
     assert E.resolve_precision("auto", cpu, lambda: "bf16") == "bf16"
     assert E.resolve_precision("bf16", cpu, lambda: "fp32") == "bf16"  # explicit wins
     assert E.resolve_precision("auto", torch.device("cuda"), lambda: "fp32") == "fp16-amp"
+
+
+def test_ema_is_scored_with_recomputed_batchnorm_statistics():
+    """The EMA's averaged running statistics are replaced by ones measured for its weights, on a
+    copy: the EMA itself and torch's random stream are untouched (training stays bitwise)."""
+    from fer_demo.model import build_model
+    from train.data import FaceDataset
+
+    torch.manual_seed(0)
+    model = build_model()
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9),
+                                              use_buffers=True)
+    faces = torch.randint(0, 256, (40, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    data = FaceDataset(faces, torch.zeros(40, dtype=torch.int64), "toy", "train")
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    rng = torch.get_rng_state()
+    scored = train_fit.ema_for_eval(ema, data, TrainConfig(eval_batch_size=20, channels_last=False), torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, ema.state_dict()[k]) for k, v in before.items())
+    assert not scored.training and scored is not ema.module
+    # Its first BatchNorm holds the mean of its own first convolution on those faces (two equal batches).
+    from fer_demo.transforms import eval_transform
+
+    with torch.no_grad():
+        conv = scored.features[0](eval_transform(faces))
+    assert torch.allclose(scored.features[1].running_mean, conv.mean(dim=(0, 2, 3)), atol=1e-4)
+    assert not torch.allclose(ema.module.features[1].running_mean, conv.mean(dim=(0, 2, 3)), atol=1e-4)

@@ -19,6 +19,7 @@ ran on.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -33,7 +34,7 @@ from torch import nn
 
 from fer_demo import __version__
 from fer_demo.model import EMOTIONS, build_model
-from fer_demo.transforms import TrainAugment
+from fer_demo.transforms import TrainAugment, eval_transform
 from fer_demo.weights import ModelCard, load_model, save_model
 from train.config import TrainConfig, config_from_dict
 from train.data import FaceDataset, load_split
@@ -188,6 +189,32 @@ def initial_model(cfg: TrainConfig) -> torch.nn.Module:
         model, _ = load_model(cfg.init)  # ModelFileError (a clear CLI error) if missing or foreign
         return model.train()
     return build_model(cfg.init, cfg.imagenet_weights)
+
+
+# Training faces (un-augmented, a fixed seeded sample) on which the EMA weights' BatchNorm
+# statistics are recomputed before they are scored or saved.
+BN_RECALIBRATION_FACES = 2048
+
+
+def ema_for_eval(ema: torch.optim.swa_utils.AveragedModel, train_data: FaceDataset, cfg: TrainConfig,
+                 dev: torch.device) -> nn.Module:
+    """A copy of the EMA weights with BatchNorm statistics recomputed (``swa_utils.update_bn``).
+
+    Averaged running statistics do not belong to averaged weights: measured on the campaign after
+    3 epochs, the EMA with averaged statistics answered "sad" for every face (18.7% on 1,000
+    PublicTest faces), the same weights with recomputed statistics scored 54.4% (raw weights 47.1%).
+    The EMA itself is left untouched and torch's RNG restored, so training is the same bit for bit.
+    """
+    model = copy.deepcopy(ema.module)
+    idx = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(cfg.seed + 2))
+    x = eval_transform(train_data.images[idx[:BN_RECALIBRATION_FACES]])
+    batches = [x[i : i + cfg.eval_batch_size].to(dev) for i in range(0, len(x), cfg.eval_batch_size)]
+    if cfg.channels_last:
+        batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
+    rng = torch.get_rng_state()
+    torch.optim.swa_utils.update_bn(batches, model)  # train mode: dropout draws from torch's RNG
+    torch.set_rng_state(rng)
+    return model.eval()
 
 
 def now_iso() -> str:
@@ -355,9 +382,10 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
                "val_loss": round(val_loss, 5), "val_acc": round(metrics["accuracy"], 5),
                "val_macro_f1": round(metrics["macro_f1"], 5)}
         if ema is not None:
-            ema_metrics, ema_loss = evaluate(ema.module, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
+            ema_model = ema_for_eval(ema, train_data, cfg, dev)
+            ema_metrics, ema_loss = evaluate(ema_model, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
                                              channels_last=cfg.channels_last)
-            candidates.append(("ema", ema.module, ema_metrics))
+            candidates.append(("ema", ema_model, ema_metrics))
             row.update(val_acc_ema=round(ema_metrics["accuracy"], 5), val_loss_ema=round(ema_loss, 5))
         kind, chosen, chosen_metrics = max(candidates, key=lambda c: c[2]["accuracy"])  # ties: raw
         row.update(images_per_s=round(stats.images_per_s, 1), epoch_seconds=round(stats.seconds, 1),
