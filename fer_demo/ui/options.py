@@ -11,7 +11,7 @@ NO_CAM = "none"
 PREDICTED = "predicted"
 # The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
 # benchmarks/cam_faithfulness.py and the export; a test keeps the two in step).
-DEFAULT_CAM = "gradcam" if "gradcam" in CAM_METHODS else next(iter(CAM_METHODS), NO_CAM)
+DEFAULT_CAM = "hirescam" if "hirescam" in CAM_METHODS else next(iter(CAM_METHODS), NO_CAM)
 CAM_HELP = (f"default {DEFAULT_CAM}: the method that measured most faithful on this model (Model page); "
             "'none' is fastest")
 CAM_CHOICES = [*CAM_METHODS, NO_CAM]
