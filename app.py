@@ -20,25 +20,22 @@ Use from code (the API endpoint is ``/predict``; it returns the result as a dict
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from fer_demo import limits
-from fer_demo.model import EMOTIONS
 from fer_demo.ui.about import about_markdown, page_address
-from fer_demo.ui.handler import AnalyzeHandler, select_face
+from fer_demo.ui.cards import CARDS_CSS, DEFAULT_OPACITY
+from fer_demo.ui.handler import AnalyzeHandler
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
-from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, TARGET_CHOICES,
-                                 TTA_CHOICES)
+from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, START_TEXT,
+                                 TARGET_CHOICES, TTA_CHOICES)
 from fer_demo.ui.render import heatmap_legend_html, probability_table
 
 if TYPE_CHECKING:  # the app only needs the Predictor's interface; main() builds one
@@ -50,13 +47,12 @@ EXAMPLES_DIR = ROOT / "examples"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 # Privacy (see fer_demo/uploads.py and the limits in fer_demo/limits.py): Gradio stores every
-# upload and webcam snapshot in its cache (GRADIO_TEMP_DIR, default <tmp>/gradio) and writes every
-# output image there for the browser to fetch. The handler deletes an upload as soon as it has read
-# it (the bytes stay in memory for re-runs with other settings, see RecentUploads); result images
-# are deleted OUTPUT_GRACE_S after the page received them. ``delete_cache=(every, age)`` is the
-# backstop for the rest (an upload never analysed, the JSON download): every ``every`` seconds
-# Gradio deletes this app's files older than ``age``, and all of them when the server stops.
-# Example photos and their cached results are exempt.
+# upload and webcam snapshot in its cache (GRADIO_TEMP_DIR, default <tmp>/gradio). The handler
+# deletes an upload as soon as it has read it (the bytes stay in memory for re-runs with other
+# settings, see RecentUploads); result images are never files (they travel inside the page's
+# HTML, see fer_demo/ui/cards.py). ``delete_cache=(every, age)`` is the backstop for the rest (an
+# upload never analysed, the JSON download): every ``every`` seconds Gradio deletes this app's
+# files older than ``age``, and all of them when the server stops. Example photos are exempt.
 DELETE_CACHE = (limits.DELETE_EVERY_S, limits.DELETE_AFTER_S)
 
 THEME = gr.themes.Default(
@@ -70,10 +66,24 @@ CSS = """
 #summary { min-height: 4em; }
 .fer-note { font-size: 0.9em; opacity: 0.8; }
 .fer-warning { border-left: 4px solid #E69F00; padding-left: 0.75em; }
-"""
+@media (max-width: 640px) { #heatmap-controls { flex-direction: column; } }
+.fer-error { border-left: 4px solid #D55E00; padding: 0.4em 0.75em; background: rgba(213, 94, 0, 0.08); }
+""" + CARDS_CSS
 
 
-START_TEXT = "Upload a photo, take one with the webcam or pick an example, then press **Analyze**."
+# Example thumbnails get captions (the two Grace Hopper photos look the same on screen).
+# Short: the gallery cuts captions at the thumbnail's width.
+EXAMPLE_CAPTIONS = {
+    "astronaut": "astronaut",
+    "grace_hopper": "Hopper",
+    "grace_hopper_exif_rotated": "rotated",  # stored sideways, upright by its EXIF tag
+    "group_three_faces": "3 faces",
+    "no_face_cat": "no face",
+}
+# On a phone the results are below the controls: scroll to them once they are there.
+SCROLL_TO_RESULTS_JS = ("() => { if (window.innerWidth < 768) { const el = document.getElementById('summary');"
+                        " if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'}); } }")
+OPACITY_JS = "(v) => { document.documentElement.style.setProperty('--fer-cam-opacity', String(v / 100)); }"
 
 
 def example_photos(folder: str | Path = EXAMPLES_DIR) -> list[str]:
@@ -86,18 +96,20 @@ def example_photos(folder: str | Path = EXAMPLES_DIR) -> list[str]:
     return [str(p) for p in files]
 
 
-def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: list[str] | None = None,
-               cache_examples: bool = False, output_grace_s: float | None = None) -> gr.Blocks:
+def example_caption(path: str | Path) -> str:
+    """The caption under an example's thumbnail (``EXAMPLE_CAPTIONS``, else the file name in words)."""
+    stem = Path(path).stem
+    return EXAMPLE_CAPTIONS.get(stem, stem.replace("_", " "))
+
+
+def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: list[str] | None = None) -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (not launched, not queued).
 
     ``weights``: the model file whose release folder (card, metrics.json, plots) feeds the Model
     page. ``examples``: example photo paths (default: every image in ``examples/``).
-    ``cache_examples``: run the examples once at launch so clicking one is instant.
-    ``output_grace_s``: seconds before result images are deleted (default ``limits.OUTPUT_GRACE_S``).
     """
     blocks: list[gr.Blocks] = []  # the demo, once built: which cached files Gradio must keep
-    handler = AnalyzeHandler(predictor, keep=lambda: kept_files(blocks[0]) if blocks else (),
-                             output_grace_s=output_grace_s)
+    handler = AnalyzeHandler(predictor, keep=lambda: kept_files(blocks[0]) if blocks else ())
     examples = example_photos() if examples is None else examples
     info = ModelInfo.load(weights)
     with gr.Blocks(title="Facial expression recognition", delete_cache=DELETE_CACHE,
@@ -110,22 +122,6 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
             gr.Markdown("**These weights come without evaluation results: treat their answers as untested** "
                         "(see **Model**).", elem_classes=["fer-warning"])
         with gr.Tab("Analyze", id="analyze"):
-            # The outputs are created first (render=False) so the examples, which need them, can sit
-            # in the left column under the controls; they are placed in the right column below.
-            annotated = gr.AnnotatedImage(label="Faces found", height=420, elem_id="annotated", render=False)
-            summary = gr.Markdown(START_TEXT, elem_id="summary", render=False)
-            probs = gr.Label(label="Probabilities", num_top_classes=len(EMOTIONS), scale=1,
-                             elem_id="probabilities", render=False)
-            gallery = gr.Gallery(label="Each face: what the model sees and the heatmap (click for its "
-                                       "probabilities)", columns=3, height=290, object_fit="contain", scale=2,
-                                 elem_id="faces-gallery", buttons=["fullscreen"], interactive=False, render=False)
-            table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
-                                 interactive=False, elem_id="faces-table", render=False)
-            result = gr.JSON(label="Result", elem_id="result-json", render=False)
-            result_file = gr.File(label="Download the result (JSON)", interactive=False, elem_id="result-file",
-                                  height=70, render=False)
-            owners = gr.State({"owners": [], "faces": []})
-            outputs = [annotated, gallery, probs, table, summary, result, result_file, owners]
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1):
                     image = gr.Image(
@@ -138,57 +134,66 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                     )
                     with gr.Row():
                         cam = gr.Dropdown(CAM_CHOICES, value=DEFAULT_CAM, label="Explanation (CAM method)",
-                                          info=CAM_HELP)
+                                          info=CAM_HELP, elem_id="cam")
                         target = gr.Dropdown(TARGET_CHOICES, value=PREDICTED, label="Explain which class",
-                                             info="e.g. 'happy' shows why (not) happy")
-                    tta = gr.Radio(TTA_CHOICES, value="none", label="Test-time augmentation",
+                                             info="e.g. 'happy' shows why (not) happy", elem_id="target")
+                    tta = gr.Radio(TTA_CHOICES, value="none", label="Test-time augmentation", elem_id="tta",
                                    info="flip: 2 views per face; tencrop: 10 views (slower, a bit more accurate)")
                     with gr.Row():
-                        clear = gr.ClearButton(value="Clear")
+                        clear = gr.ClearButton(value="Clear", elem_id="clear-button")
                         run = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
-                    if examples:
-                        gr.Examples(
-                            examples=[[p] for p in examples], inputs=[image], outputs=outputs,
-                            fn=lambda path: handler(path, DEFAULT_CAM, PREDICTED, "none"),
-                            cache_examples=cache_examples, run_on_click=True, label="Examples (click one)",
-                            examples_per_page=8, api_visibility="private",
-                        )
+                    example_gallery = gr.Gallery(
+                        value=[(p, example_caption(p)) for p in examples], label="Examples (click one)",
+                        columns=3, rows=2, height=280, allow_preview=False, interactive=False, buttons=[],
+                        object_fit="cover", elem_id="examples", visible=bool(examples))
                     gr.Markdown(LIMITS_TEXT, elem_classes=["fer-note"])
                 with gr.Column(scale=2):
-                    annotated.render()
-                    summary.render()
-                    with gr.Row(equal_height=False):
-                        probs.render()
-                        with gr.Column(scale=2):
-                            gallery.render()
-                            gr.HTML(heatmap_legend_html(), elem_id="heatmap-legend")
-                    table.render()
-                    result_file.render()
-                    with gr.Accordion("Result as JSON", open=False):
-                        result.render()
-            # The button drives the page; the API gets its own endpoint that returns just the result
-            # dict (the page's outputs are display components, awkward to consume from code). Both
-            # share one concurrency slot ("inference"): the CPU runs one analysis at a time.
-            # preprocess=False: the handler gets the uploaded file as sent (Gradio still checks it
-            # is an upload of this server). gr.Image's preprocessing would decode it with PIL first,
-            # so a file that is not an image would fail inside Gradio with a bare "Error" before the
-            # app sees it; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks
-            # the size limits and says what is wrong. The handler checks the option values itself.
-            run.click(handler, inputs=[image, cam, target, tta], outputs=outputs, api_name="analyze",
-                      api_visibility="private", concurrency_id="inference", preprocess=False,
-                      ).success(handler.release_outputs, inputs=[annotated, gallery], preprocess=False, queue=False,
-                                api_visibility="private")
+                    summary = gr.Markdown(START_TEXT, elem_id="summary")
+                    annotated = gr.HTML(elem_id="annotated", js_on_load=None)
+                    with gr.Row(equal_height=True, elem_id="heatmap-controls"):
+                        gr.HTML(heatmap_legend_html(), elem_id="heatmap-legend", js_on_load=None, min_width=280)
+                        opacity = gr.Slider(0, 100, value=DEFAULT_OPACITY, step=5, label="Heatmap opacity (%)",
+                                            elem_id="cam-opacity", scale=0, min_width=220)
+                    cards = gr.HTML(elem_id="face-cards", js_on_load=None)
+                    table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
+                                         interactive=False, elem_id="faces-table")
+                    with gr.Accordion("The result as JSON (boxes and probabilities, no pixels)", open=False):
+                        result_file = gr.File(label="Download", interactive=False, elem_id="result-file",
+                                              height=70)
+                        result = gr.JSON(label="Result", elem_id="result-json")
+            outputs = [annotated, cards, table, summary, result, result_file]
+            page_inputs = [image, cam, target, tta]
+            # The screen stays true to the photo: a new photo (upload, webcam, paste, example) first
+            # clears every output, then is analysed (~0.3 s); a changed option re-runs it; the button
+            # runs it again. preprocess=False: the handler gets the uploaded file as sent (Gradio
+            # still checks it is an upload of this server): gr.Image's preprocessing would decode it
+            # with PIL first, so a file that is not an image would fail inside Gradio with a bare
+            # "Error"; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks the
+            # size limits and says what is wrong. Everything shares one concurrency slot
+            # ("inference"): the CPU runs one analysis at a time. On a phone the results sit below
+            # the controls, so the page scrolls to them.
+            analysis = dict(inputs=page_inputs, outputs=outputs, concurrency_id="inference", preprocess=False,
+                            api_visibility="private")
+            image.change(handler.clear, outputs=outputs, queue=False, api_visibility="private",
+                         trigger_mode="always_last",
+                         ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+            gr.on([cam.change, target.change, tta.change], handler.refresh, trigger_mode="always_last",
+                  **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+            run.click(handler, api_name="analyze", **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+            example_gallery.select(pick_example(examples), outputs=[image], queue=False, api_visibility="private")
+            # The heatmaps' opacity is a CSS variable: the slider changes it in the browser, no re-run.
+            opacity.change(None, inputs=[opacity], js=OPACITY_JS)
+            # The API gets its own endpoint that returns just the result dict (the page's outputs
+            # are display components, awkward to consume from code).
             api_button = gr.Button(visible=False)
-            api_button.click(handler.api, inputs=[image, cam, target, tta], outputs=[result], api_name="predict",
+            api_button.click(handler.api, inputs=page_inputs, outputs=[result], api_name="predict",
                              api_description="Find the faces in a photo, classify each face's expression and "
                                              "explain it. Returns the result as JSON.",
                              concurrency_id="inference", preprocess=False)
-            gallery.select(select_face, inputs=[owners], outputs=[probs], api_visibility="private",
-                           queue=False)
-            # Clear empties every output; the summary and the table go back to their starting state.
-            clear.add([image, annotated, gallery, probs, result, result_file])
-            clear.click(lambda: (START_TEXT, probability_table([])), outputs=[summary, table], queue=False,
-                        api_visibility="private")
+            # Clear empties the photo (whose change then resets every output) and the outputs
+            # themselves (an error shown for no photo has no photo change to reset it).
+            clear.add([image])
+            clear.click(handler.clear, outputs=outputs, queue=False, api_visibility="private")
             clear.click(handler.forget_session, queue=False, api_visibility="private")
         with gr.Tab("Model", id="model"):
             build_model_tab(info, weights)
@@ -202,6 +207,14 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
         demo.unload(handler.forget_session)
     blocks.append(demo)
     return demo
+
+
+def pick_example(examples: list[str]):
+    """The example gallery's click handler: the clicked photo goes into the Photo input."""
+    def pick(evt: gr.SelectData) -> str:
+        return examples[evt.index]
+
+    return pick
 
 
 def kept_files(demo: gr.Blocks) -> set[str]:
@@ -261,14 +274,12 @@ def main() -> None:
     limit_malloc_arenas()
 
     logging.basicConfig()  # warnings and errors (an analysis that failed) to stderr; no request logging
-    # Cached example results go to a fresh folder per start: Gradio would otherwise reuse
-    # .gradio/cached_examples from an older model without noticing the weights changed.
-    examples_cache = tempfile.mkdtemp(prefix="fer-demo-examples-")
-    atexit.register(shutil.rmtree, examples_cache, ignore_errors=True)
-    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", examples_cache)
     weights = Path(os.environ.get("FER_WEIGHTS", WEIGHTS))
     predictor = Predictor(weights_path=weights)
-    demo = build_demo(predictor, weights=weights, cache_examples=True)
+    examples = example_photos()
+    if examples:  # warm up (first-call allocations, the CAM hooks) so the first visitor waits ~0.3 s
+        predictor.analyze(examples[0], cam=DEFAULT_CAM)
+    demo = build_demo(predictor, weights=weights, examples=examples)
     demo.queue(**QUEUE)
     # Hosts stop containers with SIGTERM; turn it into the Ctrl-C that Gradio handles, so the
     # cache of uploads and results is deleted on the way out (and the atexit clean-ups run).

@@ -47,9 +47,8 @@ RECENT_TTL_S = 600
 # ... for at most this many photos and this many bytes in all (least recently used dropped first).
 RECENT_MAX_ITEMS = 32
 RECENT_MAX_BYTES = 256 * 1024 * 1024
-# Result images (annotated photo, face crops, heatmaps) are deleted from disk this many seconds
-# after the browser was handed their address (it fetches them at once).
-OUTPUT_GRACE_S = 30
+# Result images (the photo with its boxes, face crops, heatmaps) are never written to disk: they
+# travel inside the page's HTML (fer_demo.ui.cards).
 # Backstop for files nobody analysed (an upload never submitted, a downloadable JSON result):
 # every DELETE_EVERY_S seconds, the app's files older than DELETE_AFTER_S are deleted.
 DELETE_EVERY_S = 60

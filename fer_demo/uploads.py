@@ -8,23 +8,21 @@ A web server has to hold an upload for a moment; this module makes that moment s
 - ``RecentUploads``: the bytes of an analysed photo stay in this process's memory, never on disk,
   so the visitor can re-run it with another explanation method or target class. Bounded in count,
   total size and age; dropped when the tab that sent it closes or its page is cleared.
-- ``DelayedDeleter``: result images the browser has to fetch once (the annotated photo, the
-  per-face crops and heatmaps) are deleted a few seconds after the page received them.
+- Result images (the photo with its boxes, the faces, the heatmaps) are never files: they go to
+  the page inside its HTML (``fer_demo.ui.cards``).
 
 Pure Python, no web framework: ``fer_demo.ui.handler`` wires it to Gradio, and the tests use it directly.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from fer_demo.limits import OUTPUT_GRACE_S, RECENT_MAX_BYTES, RECENT_MAX_ITEMS, RECENT_TTL_S
+from fer_demo.limits import RECENT_MAX_BYTES, RECENT_MAX_ITEMS, RECENT_TTL_S
 
 
 def is_inside(path: str | Path, folder: str | Path) -> bool:
@@ -59,21 +57,6 @@ def discard(path: str | Path, folder: str | Path, keep: Iterable[str | Path] = (
         except OSError:
             pass
     return True
-
-
-def file_paths(value: Any) -> list[str]:
-    """Every ``"path"`` of the file payloads inside a component value (dicts and lists, any depth)."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            if isinstance(v.get("path"), str):
-                found.append(v["path"])
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
-    return found
 
 
 class RecentUploads:
@@ -154,70 +137,3 @@ class RecentUploads:
         while self._items and (len(self._items) > self.max_items or total > self.max_bytes):
             _, (data, _, _) = self._items.popitem(last=False)
             total -= len(data)
-
-
-class DelayedDeleter:
-    """Deletes files a fixed time after they are handed over (one daemon thread, started lazily).
-
-    The web framework names output files by their content, so two requests that show the same
-    image (the same photo analysed twice) share one file. A file written again after it was
-    scheduled belongs to a later request as well: it is spared, and that request's own hand-over
-    schedules it again.
-    """
-
-    def __init__(self, folder: str | Path, delay_s: float = OUTPUT_GRACE_S, keep=lambda: ()) -> None:
-        self.folder = folder
-        self.delay_s = delay_s
-        self.keep = keep  # called at deletion time: paths that must survive (e.g. cached examples)
-        self._due: list[tuple[float, str, tuple | None]] = []  # (when, path, the file as scheduled)
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, paths: Iterable[str]) -> None:
-        due = time.monotonic() + self.delay_s
-        entries = [(due, p, _version(p)) for p in paths]
-        with self._cv:
-            self._due.extend(entries)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fer-delete-outputs", daemon=True)
-                self._thread.start()
-            self._cv.notify()
-
-    def flush(self) -> int:
-        """Delete everything scheduled now (also used at shutdown and in tests); how many were deleted."""
-        with self._cv:
-            entries, self._due = [(p, v) for _, p, v in self._due], []
-        return self._delete(entries)
-
-    @property
-    def pending(self) -> int:
-        with self._cv:
-            return len(self._due)
-
-    def _delete(self, entries: list[tuple[str, tuple | None]]) -> int:
-        keep = list(self.keep())
-        return sum(discard(p, self.folder, keep) for p, version in entries if _version(p) == version)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._due:
-                    self._cv.wait()
-                now = time.monotonic()
-                ready = [(p, v) for t, p, v in self._due if t <= now]
-                self._due = [e for e in self._due if e[0] > now]
-                wait = min((e[0] for e in self._due), default=now + 3600) - now
-            if ready:
-                self._delete(ready)
-            else:
-                with self._cv:
-                    self._cv.wait(timeout=max(0.05, wait))
-
-
-def _version(path: str) -> tuple | None:
-    """What tells one write of a file from the next: (inode, size, mtime in ns); None if missing."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns

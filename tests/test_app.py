@@ -32,6 +32,13 @@ def test_launch_settings(monkeypatch):
     assert app.launch_settings()["server_port"] == 8080
 
 
+def test_example_captions_tell_the_photos_apart():
+    captions = [app.example_caption(p) for p in app.example_photos()]
+    assert len(set(captions)) == len(captions)
+    assert app.example_caption("examples/grace_hopper_exif_rotated.jpg") == "rotated"
+    assert app.example_caption("x/my_photo.png") == "my photo"
+
+
 def test_example_photos_lists_images_astronaut_first():
     photos = app.example_photos()
     assert photos and Path(photos[0]).name == "astronaut.jpg"
@@ -58,6 +65,12 @@ def test_build_demo_returns_blocks_without_launching(which, request):
     assert not fns["predict"].preprocess and not fns["analyze"].preprocess  # the app decodes uploads itself
     assert demo.delete_cache == app.DELETE_CACHE
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
-    assert {"photo", "analyze-button", "annotated", "probabilities", "faces-gallery", "summary"} <= ids
+    assert {"photo", "analyze-button", "annotated", "face-cards", "cam-opacity", "examples", "summary"} <= ids
+    # Every way a photo or an option changes re-runs the analysis (photo changes clear first).
+    triggers = {(t[0], t[1]) for d in config["dependencies"] for t in d["targets"]}
+    by_id = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    named = {(by_id.get(i), event) for i, event in triggers}
+    assert {("photo", "change"), ("cam", "change"), ("target", "change"), ("tta", "change"),
+            ("examples", "select"), ("cam-opacity", "change")} <= named
     assert ("confusion-matrix" in ids) == (which == "release")
     assert ("per-class-table" in ids) == (which == "release")

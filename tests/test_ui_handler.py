@@ -5,8 +5,8 @@ No server here (see test_client.py and test_browser.py): the handler is called d
 
 from __future__ import annotations
 
+import html
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +18,7 @@ from example_photos import EXAMPLES
 from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
 from fer_demo.ui import handler as ui_handler
+from fer_demo.ui.options import START_TEXT
 
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
 CAT = EXAMPLES / "no_face_cat.jpg"
@@ -47,15 +48,19 @@ def expected_message(path: Path) -> str:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("content", [b"not an image at all", b"", b"\xff\xd8\xff\xe0 truncated jpeg"])
-def test_handler_turns_bad_files_into_gr_error(handler, tmp_path, content):
+def test_bad_files_give_one_clear_message(handler, tmp_path, content):
+    """The API raises gr.Error with the message; the page says it once, in the summary, and empties
+    every other output (no red badge on each panel, no old result underneath)."""
     bad = tmp_path / "upload.jpg"
     bad.write_bytes(content)
     with pytest.raises(gr.Error) as e:
-        handler(str(bad), "gradcam", "predicted", "none")
+        handler.api(str(bad))
     assert e.value.message == expected_message(bad)
     assert str(tmp_path) not in e.value.message  # no server paths in what the user sees
-    with pytest.raises(gr.Error):
-        handler.api(str(bad))
+    out = ui_handler.Outputs(*handler(str(bad), "gradcam", "predicted", "none"))
+    assert 'class="fer-error"' in out.summary and "Could not analyse this photo." in out.summary
+    assert html.escape(expected_message(bad)) in out.summary
+    assert (out.photo, out.cards, out.result, out.result_file) == ("", "", None, None) and out.table.empty
 
 
 @pytest.mark.integration
@@ -67,28 +72,38 @@ def test_handler_takes_gradios_upload_payload(handler, tmp_path):
     bad = tmp_path / "upload.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(gr.Error) as e:
-        handler({**payload, "path": str(bad)})
+        handler.api({**payload, "path": str(bad)})
     assert e.value.message == expected_message(bad)
     with pytest.raises(gr.Error, match="Upload a photo"):
-        handler({**payload, "path": None})
+        handler.api({**payload, "path": None})
 
 
 @pytest.mark.integration
 def test_handler_errors_for_missing_input_and_bad_options(handler, tmp_path):
     with pytest.raises(gr.Error, match="Upload a photo"):
-        handler(None)
+        handler.api(None)
+    assert "Upload a photo, take one with the webcam or pick an example first." in ui_handler.Outputs(*handler(None)).summary
     with pytest.raises(gr.Error, match="no longer on the server"):
-        handler(str(tmp_path / "gone.jpg"))
+        handler.api(str(tmp_path / "gone.jpg"))
+    assert "no longer on the server" in ui_handler.Outputs(*handler(str(tmp_path / "gone.jpg"))).summary
     for args in ((str(ASTRONAUT), "nonsense"), (str(ASTRONAUT), "gradcam", "joy"),
                  (str(ASTRONAUT), "gradcam", "predicted", "zoom")):
         with pytest.raises(gr.Error, match="Unknown"):
-            handler(*args)
+            handler.api(*args)
+        assert "Unknown" in ui_handler.Outputs(*handler(*args)).summary
+
+
+def test_a_cleared_photo_resets_the_page_and_clear_empties_everything(handler):
+    """A new photo first clears every output (no earlier result stays up); no photo is the start page."""
+    for out in (ui_handler.Outputs(*handler.clear()), ui_handler.Outputs(*handler.refresh(None, "gradcam"))):
+        assert out.summary == START_TEXT and (out.photo, out.cards, out.result, out.result_file) == ("", "", None, None)
+        assert list(out.table.columns) == ["face", "label", *EMOTIONS] and out.table.empty
 
 
 @pytest.fixture
 def private_handler(handler, tmp_path) -> ui_handler.AnalyzeHandler:
     """The real predictor behind a handler whose "Gradio upload folder" is tmp_path/cache."""
-    return ui_handler.AnalyzeHandler(handler.predictor, upload_folder=tmp_path / "cache", output_grace_s=0.2)
+    return ui_handler.AnalyzeHandler(handler.predictor, upload_folder=tmp_path / "cache")
 
 
 def fake_upload(folder: Path, photo: Path = ASTRONAUT, sub: str = "0123abcd") -> Path:
@@ -133,19 +148,6 @@ def test_example_photos_and_files_outside_the_upload_folder_are_never_deleted(ha
 
 
 @pytest.mark.integration
-def test_result_images_are_deleted_after_the_grace_period(private_handler, tmp_path):
-    cache = tmp_path / "cache"
-    outputs = [fake_upload(cache, sub=f"out{i}") for i in range(2)]
-    payload = ({"image": {"path": str(outputs[0])}, "annotations": []}, [{"image": {"path": str(outputs[1])}}])
-    private_handler.release_outputs(*payload)
-    assert all(p.exists() for p in outputs)
-    deadline = time.monotonic() + 10
-    while any(p.exists() for p in outputs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(p.exists() for p in outputs)
-
-
-@pytest.mark.integration
 def test_handler_outputs_for_one_face(handler):
     out = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "predicted", "none"))
     result = out.result
@@ -155,22 +157,15 @@ def test_handler_outputs_for_one_face(handler):
     assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
     assert result["settings"] == {"cam": "gradcam", "target": None, "tta": "none"}
-    # the page
-    # A plain (photo, boxes) value, not a component update: a cached example then serves copies of
-    # its own files instead of paths into the shared cache that later requests delete (issue 13).
-    assert isinstance(out.annotated, tuple)
-    image, boxes = out.annotated
-    assert image.shape == (*result["image_size"][::-1], 3)
-    caption = f"face 1: {face['label']} {face['confidence']:.0%}"
-    assert [label for _, label in boxes] == [caption]
-    x1, y1, x2, y2 = face["box"]
-    assert boxes[0][0][y1, x1] == 1 and boxes[0][0][(y1 + y2) // 2, (x1 + x2) // 2] == 0
-    assert [c for _, c in out.gallery] == ["face 1: input", f"face 1: why {face['label']}", "face 1: in the photo"]
-    assert out.probabilities.constructor_args["value"] == face["probabilities"]
+    # The page: the numbered photo and the face's card, images inline (no file on the server).
+    verdict = f"face 1: {face['label']} {face['confidence']:.0%}"
+    assert out.photo.startswith('<figure class="fer-photo"') and f"({verdict})" in out.photo
+    assert "data:image/jpeg;base64," in out.photo and "/file=" not in out.photo + out.cards
+    assert out.cards.count('class="fer-card"') == 1 and verdict in out.cards
+    assert f"gradcam: why {face['label']}" in out.cards and out.cards.count('class="fer-heat"') == 2
     assert isinstance(out.table, pd.DataFrame) and len(out.table) == 1
     assert "**1 face found**" in out.summary
     assert json.loads(Path(out.result_file).read_text()) == result
-    assert out.gallery_owners["owners"] == [0, 0, 0]
 
 
 @pytest.mark.integration
@@ -178,44 +173,28 @@ def test_handler_target_class_and_no_cam(handler):
     result = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "sad", "flip")).result
     assert result["faces"][0]["target"] == "sad" and result["settings"]["tta"] == "flip"
     out = ui_handler.Outputs(*handler(str(ASTRONAUT), "none", "predicted", "none"))
-    assert [c for _, c in out.gallery] == ["face 1: input"]
+    assert "fer-heat" not in out.cards and out.cards.count("<figure>") == 1
     assert out.result["faces"][0]["target"] is None
 
 
 @pytest.mark.integration
-def test_handler_no_face_warns_and_returns_empty_results(handler):
+def test_handler_no_face_says_so_and_returns_empty_results(handler):
     import warnings
-    from types import SimpleNamespace
 
-    visitor = SimpleNamespace(session_hash="s1")  # a visitor's request: a toast (a UserWarning outside Gradio)
-    with pytest.warns(UserWarning, match="No face found"):
-        out = ui_handler.Outputs(*handler(str(CAT), request=visitor))
-    with warnings.catch_warnings():  # no request (the examples cached at start-up): no warning printed
+    with warnings.catch_warnings():  # said in the summary, not in a toast that follows the visitor around
         warnings.simplefilter("error")
-        assert ui_handler.Outputs(*handler(str(CAT))).result["faces"] == []
+        out = ui_handler.Outputs(*handler(str(CAT), request=SimpleNamespace(session_hash="s1")))
     assert out.result["faces"] == [] and out.result["faces_found"] == 0
-    assert out.gallery == [] and out.table.empty and "No face found" in out.summary
-    assert out.annotated[1] == []
+    assert out.cards == "" and out.table.empty and "No face found" in out.summary
+    assert 'alt="The photo: no face found"' in out.photo
     assert handler.api(str(CAT))["faces"] == []
-
-
-@pytest.mark.integration
-def test_gallery_click_shows_that_faces_probabilities(handler):
-    out = ui_handler.Outputs(*handler(str(EXAMPLES / "group_three_faces.jpg")))
-    state = out.gallery_owners
-    assert len(state["faces"]) >= 2
-    last = len(state["owners"]) - 1
-    label = ui_handler.select_face(state, gr.SelectData(None, {"index": last, "value": None, "selected": True}))
-    face = state["owners"][last]
-    assert label.constructor_args["value"] == state["faces"][face]
-    assert label.constructor_args["label"] == ui_handler.PROBS_TITLE.format(face=face + 1)
 
 
 @pytest.mark.integration
 def test_an_empty_heatmap_is_named_not_drawn_as_an_answer(handler):
     """Issue 13: "why sad?" on the smiling astronaut gives an all-zero Grad-CAM; say so."""
     out = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "sad", "none"))
-    assert [c for _, c in out.gallery][1] == "face 1: no evidence for sad in this face"
+    assert "gradcam: no evidence for sad in this face" in out.cards and "fer-heat" not in out.cards
     assert "no evidence for sad" in out.summary
     happy = ui_handler.Outputs(*handler(str(ASTRONAUT), "gradcam", "happy", "none"))
-    assert [c for _, c in happy.gallery][1] == "face 1: why happy"
+    assert "gradcam: why happy" in happy.cards

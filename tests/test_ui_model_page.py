@@ -97,6 +97,8 @@ def test_confusion_figure_is_row_normalised():
     np.testing.assert_allclose(shown.sum(axis=1), 1.0)
     cm = np.asarray(m["confusion_matrix"], float)
     np.testing.assert_allclose(shown, cm / cm.sum(axis=1, keepdims=True))
+    texts = [t.get_text() for t in fig.axes[0].texts]  # each cell: its share in percent
+    assert texts[0] == f"{100 * cm[0, 0] / cm[0].sum():.0f}" and len(texts) == cm.size
 
 
 def test_training_and_model_tables_come_from_the_card(release):

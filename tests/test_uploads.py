@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
-import pytest
 
-from fer_demo.uploads import DelayedDeleter, RecentUploads, discard, file_paths, is_inside
+from fer_demo.uploads import RecentUploads, discard, is_inside
 
 
 def put_file(folder: Path, name: str = "photo.jpg", data: bytes = b"jpeg bytes", sub: str = "abc123") -> Path:
@@ -48,18 +46,6 @@ def test_discard_never_touches_files_outside_the_folder_or_kept(tmp_path):
 def test_is_inside(tmp_path):
     assert is_inside(tmp_path / "a" / "b", tmp_path)
     assert not is_inside(tmp_path.parent, tmp_path)
-
-
-def test_file_paths_finds_every_payload_path():
-    value = (
-        {"image": {"path": "/c/1/photo.webp", "url": "x"}, "annotations": [{"image": {"path": "/c/2/m.png"},
-                                                                             "label": "face 1"}]},
-        [{"image": {"path": "/c/3/crop.webp"}, "caption": "face 1: input"}],
-        None,
-        "text",
-    )
-    assert sorted(file_paths(value)) == ["/c/1/photo.webp", "/c/2/m.png", "/c/3/crop.webp"]
-    assert file_paths(None) == [] and file_paths([]) == []
 
 
 class Clock:
@@ -127,56 +113,3 @@ def test_recent_uploads_is_thread_safe():
     for t in threads:
         t.join()
     assert len(recent) <= 8 and recent.total_bytes <= 1000
-
-
-def test_delayed_deleter_deletes_after_the_delay_and_spares_kept_files(tmp_path):
-    cache = tmp_path / "cache"
-    outputs = [put_file(cache, f"out{i}.webp", sub=f"h{i}") for i in range(3)]
-    kept = put_file(cache, "example.webp", sub="ex")
-    deleter = DelayedDeleter(cache, delay_s=0.5, keep=lambda: [str(kept)])
-    deleter.schedule([str(p) for p in outputs] + [str(kept), str(tmp_path / "elsewhere.webp")])
-    assert all(p.exists() for p in outputs)  # not before the delay
-    deadline = time.monotonic() + 10
-    while any(p.exists() for p in outputs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(p.exists() for p in outputs)
-    assert kept.exists() and deleter.pending == 0
-
-
-def test_delayed_deleter_flush_deletes_now(tmp_path):
-    cache = tmp_path / "cache"
-    out = put_file(cache)
-    deleter = DelayedDeleter(cache, delay_s=3600)
-    deleter.schedule([str(out)])
-    assert deleter.pending == 1 and out.exists()
-    assert deleter.flush() == 1
-    assert not out.exists() and deleter.pending == 0
-
-
-@pytest.mark.parametrize("n", [1, 50])
-def test_delayed_deleter_many_batches(tmp_path, n):
-    cache = tmp_path / "cache"
-    deleter = DelayedDeleter(cache, delay_s=0.05)
-    files = [put_file(cache, f"{i}.png", sub=str(i)) for i in range(n)]
-    for f in files:
-        deleter.schedule([str(f)])
-    deadline = time.monotonic() + 10
-    while any(f.exists() for f in files) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(f.exists() for f in files)
-
-
-def test_delayed_deleter_spares_a_file_a_later_request_wrote_again(tmp_path):
-    """Same photo analysed twice: the second request rewrites the same content-named output file
-    after the first scheduled it; the first request's deletion must not pull it from under the
-    second page (which schedules it again itself)."""
-    cache = tmp_path / "cache"
-    shared = put_file(cache, "image.webp", sub="samehash")
-    deleter = DelayedDeleter(cache, delay_s=0.3)
-    deleter.schedule([str(shared)])  # request 1's page got it
-    time.sleep(0.05)
-    shared.write_bytes(shared.read_bytes())  # request 2 writes the same bytes again
-    time.sleep(1.0)
-    assert shared.exists() and deleter.pending == 0  # request 1's deletion was skipped
-    deleter.schedule([str(shared)])  # request 2's page got it
-    assert deleter.flush() == 1 and not shared.exists()

@@ -55,8 +55,8 @@ and schools). Analyse only photos of people who agreed to it.
 - The uploaded file is deleted from the server's disk as soon as it has been read. Its bytes
   stay in the server's memory (never on disk) for {ttl} minutes after their last use, so you can
   re-run the photo with other settings; closing the tab or pressing **Clear** drops them sooner.
-- Result images (the annotated photo, face crops, heatmaps) are written to a temporary cache only
-  so your browser can fetch them, and deleted {grace} seconds later. The downloadable JSON result
+- Result images (the photo with its boxes, the faces, the heatmaps) are never written to the
+  server's disk: they are sent to your browser inside the page itself. The downloadable JSON result
   (boxes and probabilities, no pixels) is deleted after {json_ttl} minutes. Everything left is
   deleted when the server stops.
 - The webcam is only switched on when you click it, and only the snapshot you take is sent.
@@ -106,6 +106,6 @@ def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7
         accuracy = "These weights come without evaluation results, so their accuracy is unknown."
     init = ((info.card or {}).get("training") or {}).get("init") if info is not None else None
     init = {"scratch": " from scratch", "imagenet": " (starting from ImageNet weights)"}.get(init, "")
-    return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=MEMORY_TTL_MIN, grace=limits.OUTPUT_GRACE_S,
+    return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=MEMORY_TTL_MIN,
                         json_ttl=limits.DELETE_AFTER_S // 60, url=url, init=init,
                         cam=DEFAULT_CAM, cams=", ".join(CAM_CHOICES))

@@ -1,12 +1,14 @@
 """The Analyze request: read the photo (and forget it), run the ``Predictor``, build the page's outputs.
 
-``AnalyzeHandler`` serves both the page (``handler(...)``: every output) and the ``/predict`` API
-(``handler.api``); ``ResultFiles`` holds the downloadable JSON results for a short while.
+``AnalyzeHandler`` serves both the page (``handler(...)`` and ``handler.refresh``: every output) and
+the ``/predict`` API (``handler.api``); ``ResultFiles`` holds the downloadable JSON results for a
+short while.
 """
 
 from __future__ import annotations
 
 import atexit
+import html
 import json
 import logging
 import shutil
@@ -15,17 +17,17 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import pandas as pd
 
-from fer_demo import limits
 from fer_demo.io import InvalidImageError, read_bytes
-from fer_demo.ui.options import (CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN, NO_CAM, NO_FACE_HINT, PREDICTED,
+from fer_demo.ui.cards import cards_html, photo_html
+from fer_demo.ui.options import (CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN, NO_CAM, NO_PHOTO_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
-from fer_demo.ui.render import annotations, format_summary, gallery_items, probability_table, result_dict
-from fer_demo.uploads import DelayedDeleter, RecentUploads, discard, file_paths
+from fer_demo.ui.render import format_summary, probability_table, result_dict
+from fer_demo.uploads import RecentUploads, discard
 
 if TYPE_CHECKING:  # the handler only needs the Predictor's interface; app.main builds one
     from fer_demo.pipeline import Prediction, Predictor
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 # Result JSON files are handed to Gradio, which copies them into its own cache on return; the
 # originals are deleted this many seconds later (the copy is removed by ``delete_cache``).
 RESULT_FILE_TTL_S = 60
-PROBS_TITLE = "face {face}: probabilities"
 
 
 class ResultFiles:
@@ -74,53 +75,63 @@ class ResultFiles:
 
 @dataclass
 class Outputs:
-    """What one analysis shows; ``as_tuple`` is the order of the Analyze button's outputs."""
+    """What one analysis shows; ``as_tuple`` is the order of the page's outputs.
 
-    annotated: Any
-    gallery: list
-    probabilities: Any
+    ``photo`` and ``cards`` are HTML with their images inline (``fer_demo.ui.cards``): no result
+    image is written to the server. ``summary`` is also where an error is said, in one place.
+    """
+
+    photo: str
+    cards: str
     table: pd.DataFrame
     summary: str
     result: dict | None
     result_file: str | None
-    gallery_owners: dict
 
     def as_tuple(self) -> tuple:
-        return (self.annotated, self.gallery, self.probabilities, self.table, self.summary, self.result,
-                self.result_file, self.gallery_owners)
+        return self.photo, self.cards, self.table, self.summary, self.result, self.result_file
+
+    @classmethod
+    def empty(cls, summary: str = START_TEXT) -> "Outputs":
+        """Nothing analysed: every output as the page starts, with ``summary`` said."""
+        return cls("", "", probability_table([]), summary, None, None)
+
+    @classmethod
+    def error(cls, message: str, heading: str | None = "Could not analyse this photo.") -> "Outputs":
+        """A request that could not be analysed: the message in the summary, every other output empty."""
+        head = f"<strong>{html.escape(heading)}</strong> " if heading else ""
+        return cls.empty(f'<div class="fer-error" role="alert">{head}{html.escape(message)}</div>')
 
 
 class AnalyzeHandler:
     """Runs the predictor for the page (``handler(...)``: every output) and the API (``handler.api``).
 
-    Both turn ``InvalidImageError`` (not an image, too big, ...) into ``gr.Error`` with its message;
-    any other failure is logged (without image data) and shown as a generic error. "No face" is a
-    warning and empty results, not an error.
+    ``run`` turns ``InvalidImageError`` (not an image, too big, ...) into ``gr.Error`` with its
+    message; any other failure is logged (without image data) and becomes a generic ``gr.Error``.
+    The API raises it (the client gets the message); the page shows it once, in the summary, with
+    every other output emptied. "No face" is a result (said in the summary), not an error.
 
     Uploads: a file inside ``upload_folder`` (Gradio's cache) is deleted as soon as it has been
     read, unless ``keep()`` lists it (the example photos); its bytes go to ``recent`` (memory) so
-    the same upload can be analysed again with other settings. ``release_outputs`` deletes the
-    result images of a request ``limits.OUTPUT_GRACE_S`` after the page received them.
+    the same upload can be analysed again with other settings. Result images are never files
+    (see ``fer_demo.ui.cards``).
     """
 
     def __init__(self, predictor: Predictor, result_files: ResultFiles | None = None,
                  upload_folder: str | Path | None = None, recent: RecentUploads | None = None,
-                 keep=lambda: (), output_grace_s: float | None = None) -> None:
+                 keep=lambda: ()) -> None:
         self.predictor = predictor
         self.result_files = result_files or ResultFiles()
         self.upload_folder = Path(upload_folder or gr.utils.get_upload_folder())
         self.recent = RecentUploads() if recent is None else recent
         self.keep = keep
-        grace = limits.OUTPUT_GRACE_S if output_grace_s is None else output_grace_s
-        self.outputs_deleter = DelayedDeleter(self.upload_folder, grace, keep=keep)
 
     def photo(self, image: str | dict | None, session: str | None = None) -> bytes:
         """The bytes of the requested photo; the uploaded file itself is deleted once read."""
         if isinstance(image, dict):  # a FileData payload: only its server-side path matters
             image = image.get("path")
         if image is None:
-            raise gr.Error("Upload a photo, take one with the webcam or pick an example first.",
-                           print_exception=False)
+            raise gr.Error(NO_PHOTO_TEXT, print_exception=False)
         path = Path(image)
         if not path.is_file():
             data = self.recent.get(str(path), session)
@@ -172,20 +183,26 @@ class AnalyzeHandler:
 
     def __call__(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED,
                  tta: str = "none", request: gr.Request = None) -> tuple:
-        """The Analyze button: every output of the page, in ``Outputs`` order.
+        """The Analyze button: every output of the page, in ``Outputs`` order (an error in the summary)."""
+        if image is None:
+            return Outputs.error(NO_PHOTO_TEXT, heading=None).as_tuple()
+        try:
+            prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta, _session(request))
+        except gr.Error as e:
+            return Outputs.error(e.message).as_tuple()
+        return self.outputs(prediction, seconds, cam_arg, target_arg, tta).as_tuple()
 
-        A visitor's request (``request`` set) also gets a toast when there is no face; caching the
-        examples at start-up (no request) does not, or Gradio prints it as a UserWarning.
-        """
-        prediction, seconds, cam_arg, target_arg = self.run(image, cam, target, tta, _session(request))
-        return self.outputs(prediction, seconds, cam_arg, target_arg, tta, notify=request is not None).as_tuple()
+    def refresh(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED,
+                tta: str = "none", request: gr.Request = None) -> tuple:
+        """A new photo or a changed option: analyse again; no photo (cleared) is the starting page."""
+        if image is None:
+            return Outputs.empty().as_tuple()
+        return self(image, cam, target, tta, request)
 
-    def release_outputs(self, *values: Any) -> None:
-        """After the page got a result: delete its image files once the browser has fetched them.
-
-        Gets the output components' values as sent to the browser (file payloads with server paths).
-        """
-        self.outputs_deleter.schedule(file_paths(values))
+    @staticmethod
+    def clear() -> tuple:
+        """Every output as the page starts (before a new photo's result, so no old one stays up)."""
+        return Outputs.empty().as_tuple()
 
     def forget_session(self, request: gr.Request = None) -> None:
         """The tab was closed or the page cleared: drop the photos this session sent from memory."""
@@ -194,31 +211,12 @@ class AnalyzeHandler:
             self.recent.drop_session(session)
 
     def outputs(self, prediction: Prediction, seconds: float, cam: str | None, target: str | None,
-                tta: str, notify: bool = True) -> Outputs:
+                tta: str) -> Outputs:
         result = result_dict(prediction, seconds, cam, target, tta)
         result_file = str(self.result_files.write(result))
-        summary = format_summary(prediction, seconds, cam, target, tta)
-        annotated = annotations(prediction)  # a plain value (see render.annotations: cached examples)
-        if not prediction.faces:
-            if notify:
-                gr.Warning(f"No face found in this photo. {NO_FACE_HINT}")
-            return Outputs(annotated, [], gr.Label(value=None, label="Probabilities"), probability_table([]),
-                           summary, result, result_file, {"owners": [], "faces": []})
-        items, owners = gallery_items(prediction, cam)
-        probs = gr.Label(value=dict(prediction.faces[0].probabilities), label=PROBS_TITLE.format(face=1))
-        state = {"owners": owners, "faces": [dict(f.probabilities) for f in prediction.faces]}
-        return Outputs(annotated, items, probs, probability_table(prediction.faces), summary, result,
-                       result_file, state)
+        return Outputs(photo_html(prediction), cards_html(prediction, cam), probability_table(prediction.faces),
+                       format_summary(prediction, seconds, cam, target, tta), result, result_file)
 
 
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
-
-
-def select_face(state: dict | None, evt: gr.SelectData) -> Any:
-    """Gallery click -> the probability bars of the clicked item's face."""
-    if not state or evt.index is None or evt.index >= len(state["owners"]):
-        return gr.skip()
-    face = state["owners"][evt.index]
-    return gr.Label(value=state["faces"][face], label=PROBS_TITLE.format(face=face + 1))
-

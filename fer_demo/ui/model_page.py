@@ -193,9 +193,9 @@ def readable_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def confusion_figure(metrics: dict):
-    """Row-normalised confusion matrix (rows: true class; each row sums to 1) as a matplotlib figure.
-
-    Used when the release has no ``confusion.png``.
+    """Row-normalised confusion matrix (rows: true class; each row sums to 1) as a matplotlib
+    figure, each cell its share in percent. Small and with large type, so it stays readable on a
+    phone (the release's ``confusion.png``, with the counts, puts two matrices side by side).
     """
     import matplotlib
 
@@ -205,18 +205,17 @@ def confusion_figure(metrics: dict):
     cm = np.asarray(metrics["confusion_matrix"], dtype=float)
     names = metrics.get("classes") or list(EMOTIONS)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=10)
+    ax.set_yticks(range(len(names)), names, fontsize=10)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix, row-normalised (diagonal = recall)")
+    ax.set_title("% of each true class (diagonal = recall)", fontsize=10)
     for i in range(norm.shape[0]):
         for j in range(norm.shape[1]):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=11,
                     color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
 
@@ -256,13 +255,16 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
     """Lay out the model page's components (inside the caller's ``gr.Tab``) from the release files."""
     gr.Markdown(metrics_markdown(info), elem_id="model-metrics")
     if info.metrics is not None:
-        # The release's own plot (counts and row-normalised side by side) when there is one.
+        # Row-normalised first, compact, its title in the page (a component label would cover the
+        # plot's top row on a phone); the release's plot (two matrices side by side) below it.
+        gr.Markdown(f"### Confusion matrix ({split_name(info.metrics.get('split'))})\nEach row is one true class: the percentage "
+                    "of its faces given each label (the diagonal is each class's recall).", elem_id="confusion-title")
+        gr.Plot(value=confusion_figure(info.metrics), show_label=False, elem_id="confusion-matrix",
+                format="png")
         if info.confusion_png is not None:
-            gr.Image(value=str(info.confusion_png), label="Confusion matrix (evaluation split)",
-                     interactive=False, buttons=["fullscreen", "download"], elem_id="confusion-matrix")
-        else:
-            gr.Plot(value=confusion_figure(info.metrics), label="Confusion matrix (evaluation split)",
-                    elem_id="confusion-matrix")
+            with gr.Accordion("Confusion matrix: counts and shares side by side", open=False):
+                gr.Image(value=str(info.confusion_png), show_label=False, interactive=False,
+                         buttons=["fullscreen", "download"], elem_id="confusion-png")
         gr.Dataframe(value=per_class_table(info.metrics), label="Per-class precision, recall, F1 and support",
                      interactive=False, elem_id="per-class-table")
     with gr.Accordion("Calibration: what the percentages mean", open=True):

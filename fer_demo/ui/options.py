@@ -20,6 +20,9 @@ TTA_CHOICES = ["none", "flip", "tencrop"]
 
 MEMORY_TTL_MIN = limits.RECENT_TTL_S // 60
 
+START_TEXT = "Upload a photo, take one with the webcam or pick an example: it is analysed at once."
+NO_PHOTO_TEXT = "Upload a photo, take one with the webcam or pick an example first."
+
 
 def _mb(n: int) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"

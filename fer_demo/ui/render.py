@@ -1,4 +1,6 @@
-"""A ``Prediction`` as display values: boxes on the photo, face thumbnails, tables, summary, JSON.
+"""A ``Prediction`` as display values: captions, the heatmap legend, the table, the summary, the JSON.
+
+The photo with its numbered boxes and the per-face cards are in ``fer_demo.ui.cards``.
 
 Pure functions (numpy, PIL, pandas; no Gradio), unit-tested without a server.
 """
@@ -11,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
 
 from fer_demo.calibration import CLOSE_CALL_MARGIN
 from fer_demo.model import EMOTIONS
@@ -20,10 +21,7 @@ from fer_demo.ui.options import NO_FACE_HINT
 if TYPE_CHECKING:
     from fer_demo.pipeline import FaceResult, Prediction
 
-# Crops are 48x48 (what the network sees): show them larger, with nearest-neighbour so the
-# pixels stay honest instead of being smoothed into a sharper-looking face.
-GALLERY_SIDE = 192
-# The annotated photo is shown at most this many pixels on its longer side.
+# The photo with its boxes is shown at most this many pixels on its longer side.
 DISPLAY_MAX_SIDE = 1280
 
 
@@ -31,65 +29,6 @@ def face_caption(index: int, face: FaceResult) -> str:
     """``"face 1: happy 87%"``, or ``"face 1: happy 48% or surprise 41%"`` for a close call
     (``index`` is 0-based)."""
     return f"face {index + 1}: {face.verdict}"
-
-
-def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer (x1, y1, x2, y2) inside a ``width`` x ``height`` image, at least 1 px wide and high."""
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width)))
-    y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height)))
-    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
-
-
-def box_outline_mask(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
-    """float32 (height, width) mask: 1 on the box outline, 0 elsewhere (the face stays visible).
-
-    gr.AnnotatedImage's own box masks fill the face with a translucent colour, hiding the very
-    expression being labelled; a mask array lets us draw just the frame.
-    """
-    x1, y1, x2, y2 = clip_box(box, width, height)
-    t = max(2, round(min(height, width) / 200))  # line width scales with the photo
-    mask = np.zeros((height, width), dtype=np.float32)
-    mask[y1:y2, x1:min(x1 + t, x2)] = 1
-    mask[y1:y2, max(x2 - t, x1):x2] = 1
-    mask[y1:min(y1 + t, y2), x1:x2] = 1
-    mask[max(y2 - t, y1):y2, x1:x2] = 1
-    return mask
-
-
-def annotations(prediction: Prediction, max_side: int = DISPLAY_MAX_SIDE
-                ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
-    """gr.AnnotatedImage value: (photo, [(outline mask, caption)]), one caption per face, so
-    Gradio's palette gives each face its own colour (two "happy" faces are told apart).
-
-    A plain value, not a component update with a colour map, on purpose: Gradio stores a cached
-    example's *updates* with paths into its shared file cache and serves them as they are, so a
-    later visitor's request that wrote (and then deleted) the same content-named file broke the
-    example; a plain value is copied out of the examples cache again on every click.
-
-    The photo is shown at most ``max_side`` px on its longer side (boxes scaled to match): Gradio
-    turns every mask into a float64 RGBA image of the photo's size, so a 50-megapixel photo with
-    20 faces would otherwise cost gigabytes.
-    """
-    image = prediction.image
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale < 1:
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
-        image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
-    items = []
-    for i, face in enumerate(prediction.faces):
-        box = tuple(v * scale for v in face.box)
-        items.append((box_outline_mask(box, h, w), face_caption(i, face)))
-    return image, items
-
-
-def _enlarge(image: np.ndarray, side: int = GALLERY_SIDE) -> Image.Image:
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    if max(pil.size) >= side:
-        return pil
-    scale = side / max(pil.size)
-    return pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.NEAREST)
 
 
 # A CAM whose largest value is below this is "empty": pytorch-grad-cam found no pixel with
@@ -118,29 +57,6 @@ def heatmap_legend_html(stops: int = 9) -> str:
             '<span>heatmap: less evidence</span>'
             f'<span style="flex:1;height:0.8em;border-radius:3px;background:linear-gradient(to right, {gradient})">'
             '</span><span>more evidence</span></div>')
-
-
-def gallery_items(prediction: Prediction, cam: str | None) -> tuple[list[tuple[Image.Image, str]], list[int]]:
-    """Per face: the 48x48 face the network saw, and (with a CAM) the heatmap on it and on the photo.
-
-    Returns the gallery value and, for each gallery item, the index of its face.
-    """
-    items: list[tuple[Image.Image, str]] = []
-    owners: list[int] = []
-    for i, face in enumerate(prediction.faces):
-        items.append((_enlarge(face.aligned), f"face {i + 1}: input"))
-        owners.append(i)
-        explained = face.target or face.label
-        if cam and face.overlay is not None:
-            items.append((_enlarge(face.overlay), f"face {i + 1}: {cam_caption(face, explained)}"))
-            owners.append(i)
-        if cam and face.region_overlay is not None:
-            # The face box is rarely square: pad it so the thumbnails line up.
-            region = ImageOps.pad(Image.fromarray(np.ascontiguousarray(face.region_overlay)),
-                                  (GALLERY_SIDE, GALLERY_SIDE), Image.Resampling.BICUBIC, color=(40, 40, 40))
-            items.append((region, f"face {i + 1}: in the photo"))
-            owners.append(i)
-    return items, owners
 
 
 def probability_table(faces: list[FaceResult]) -> pd.DataFrame:
