@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -371,6 +372,16 @@ def test_model_page_shows_metrics_confusion_and_per_class_table(page, artifacts)
     card.wait_for(timeout=UI_MS)
     card_text = card.inner_text()
     assert "Intended use" in card_text and "Out of scope" in card_text and "Known failure modes" in card_text
+    # Honest about the split (one name, used to choose the epoch) and the model's weaknesses.
+    assert "FER2013 PublicTest" in headline and "validation set rather than an unseen test" in headline
+    assert "Known weaknesses" in headline
+    assert "Confusion matrix (PublicTest)" in page.locator("#confusion-title").inner_text()
+    page.get_by_text("Training curves", exact=True).click()
+    history = page.locator("#history-table")
+    history.wait_for(state="attached", timeout=UI_MS)
+    cells = history.locator("td").evaluate_all("els => els.map(e => e.textContent.trim())")
+    assert "1.7000" in cells and "1.00e-03" in cells, cells  # numbers for people: no 4.189053934176135e-08
+    assert [c for c in cells if re.search(r"\.\d{5,}", c)] == []
     page_text = page.locator("body").inner_text()
     assert "shared/data" not in page_text and "fer-runs" not in page_text  # no path of the training machine
     page.screenshot(path=str(artifacts / "app_model.png"), full_page=True)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fer_demo.model import EMOTIONS
-from train.metrics import classification_metrics, confusion_matrix, plot_confusion, plot_history
+from train.metrics import classification_metrics, confusion_matrix, history_figure, plot_confusion, plot_history
 
 # 7 images of classes 0-2; one image of class 2 is predicted as class 3 (which has no support).
 Y_TRUE = [0, 0, 1, 1, 1, 2, 2]
@@ -74,3 +74,15 @@ def test_plot_history_writes_png(tmp_path):
     out = plot_history(rows, tmp_path / "curves.png")
     assert out == tmp_path / "curves.png"
     _assert_png(out)
+
+
+def test_history_plot_has_whole_epoch_ticks():
+    import matplotlib.pyplot as plt
+
+    rows = [{"epoch": e, "train_loss": 1.0, "val_loss": 1.0, "train_acc": 0.5, "val_acc": 0.5} for e in (1, 2, 3)]
+    fig = history_figure(rows)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # no "1.5" epochs
+    plt.close(fig)

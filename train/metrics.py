@@ -82,6 +82,17 @@ def plot_confusion(cm: Sequence[Sequence[int]], path: str | Path, title: str = "
 
 def plot_history(rows: list[dict], path: str | Path) -> Path:
     """Loss and accuracy per epoch (train vs PublicTest) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(rows)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def history_figure(rows: list[dict]):
+    """The figure ``plot_history`` saves: loss and accuracy per epoch, whole-number epoch ticks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,10 +121,7 @@ def plot_history(rows: list[dict], path: str | Path) -> Path:
     for ax in (a, b):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def plot_reliability(calibration: dict, path: str | Path) -> Path:

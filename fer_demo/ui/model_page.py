@@ -282,7 +282,8 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
             if info.curves_png is not None:
                 gr.Image(value=str(info.curves_png), label="Loss and accuracy per epoch", interactive=False)
             if info.history is not None:
-                gr.Dataframe(value=readable_history(info.history), label="history.csv", interactive=False)
+                gr.Dataframe(value=readable_history(info.history), label="history.csv", interactive=False,
+                             elem_id="history-table")
     with gr.Accordion("Model card and training settings", open=info.metrics is None):
         gr.Dataframe(value=model_table(info.card), label=f"Model ({card_path(weights).name})",
                      interactive=False, wrap=True)
