@@ -22,7 +22,7 @@ class TrainConfig:
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
     epochs: int = 3
-    batch_size: int = 64  # small batches: more updates per epoch in a short schedule
+    batch_size: int = 64  # the global batch (split over torchrun processes); small: more updates per epoch
     # AdamW, not SGD: from scratch, VGG19-BN's gradient norm is ~30 at init and SGD at 0.01-0.03
     # oscillated at chance level for a whole epoch here; AdamW's per-weight scaling learns at once.
     optimizer: str = "adamw"  # "adamw" or "sgd" (Nesterov)
@@ -76,6 +76,7 @@ _HELP = {
     "init": "scratch, imagenet, or a release .safetensors to fine-tune from (e.g. weights/fer_vgg19.safetensors)",
     "faces": "cropped (face crops, FER2013's way) or detect (photos: the app's detector and aligner, cached)",
     "ignore_classes": "skip class folders that are not one of the 7 expressions or an alias (e.g. contempt)",
+    "batch_size": "the global batch: under torchrun each of N processes takes batch_size / N",
 }
 
 

@@ -127,19 +127,27 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                     scaler: torch.amp.GradScaler | None = None, grad_clip: float = 0.0, desc: str = "train",
                     progress: bool = True, order: torch.Tensor | None = None, start: EpochProgress | None = None,
                     on_step: Callable[[EpochProgress], None] | None = None,
-                    ema: torch.optim.swa_utils.AveragedModel | None = None) -> EpochStats:
+                    ema: torch.optim.swa_utils.AveragedModel | None = None, part: tuple[int, int] = (0, 1),
+                    reduce: Callable[[list[float]], list[float]] | None = None) -> EpochStats:
     """One pass over ``data`` (drops the last partial batch so BatchNorm never sees a batch of 1).
 
     ``order``: the epoch's permutation of ``data``; by default drawn from ``generator``.
     ``start``: continue an epoch after ``start.step`` steps (``generator`` and torch's global RNG
     must then hold the states they had at that step). ``on_step(progress)`` runs after every
     optimiser step (the trainer checkpoints from it). ``ema``: weights averaged after each step.
+
+    Several processes (``train.distributed``): ``batch_size`` is the global batch; process
+    ``part = (rank, size)`` augments the whole global batch (the same draws on every process) and
+    trains on its slice; ``reduce`` sums each step's (loss sum, correct, images) over processes,
+    so the running statistics, and a checkpoint of them, are the whole run's.
     """
     model.train()
     n = len(data)
     if order is None:
         order = torch.randperm(n, generator=generator)
     steps = n // batch_size
+    rank, size = part
+    share = batch_size // size
     p = start if start is not None else EpochProgress()
     p.segment_seconds, p.segment_images = 0.0, 0
     bar = tqdm(range(p.step, steps), desc=desc, unit="batch", disable=not progress, dynamic_ncols=True,
@@ -149,6 +157,8 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         idx = order[step * batch_size : (step + 1) * batch_size]
         x = augment(data.images[idx], generator)
         y = data.labels[idx]
+        if size > 1:
+            x, y = x[rank * share : (rank + 1) * share], y[rank * share : (rank + 1) * share]
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -172,14 +182,18 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         if ema is not None:
             ema.update_parameters(model)
         p.step = step + 1
-        p.loss_sum += loss.item() * len(y)
-        p.correct += int((logits.argmax(1) == y).sum())
-        p.seen += len(y)
+        # (loss sum, correct, images, CPU seconds): of this process, or summed over all of them
+        sums = [loss.item() * len(y), float((logits.argmax(1) == y).sum()), float(len(y)), time.process_time() - c0]
+        if reduce is not None:
+            sums = reduce(sums)
+        p.loss_sum += sums[0]
+        p.correct += int(sums[1])
+        p.seen += int(sums[2])
         dt = time.perf_counter() - t0
         p.seconds += dt
-        p.cpu_seconds += time.process_time() - c0
+        p.cpu_seconds += sums[3]
         p.segment_seconds += dt
-        p.segment_images += len(y)
+        p.segment_images += int(sums[2])
         bar.set_postfix(loss=f"{p.loss_sum / p.seen:.3f}", acc=f"{p.correct / p.seen:.3f}",
                         img_s=f"{p.images_per_s:.0f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
         if on_step is not None:

@@ -38,6 +38,7 @@ from fer_demo.transforms import TrainAugment, eval_transform
 from fer_demo.weights import ModelCard, load_model, save_model
 from train.config import TrainConfig, config_from_dict
 from train.data import FaceDataset, load_split
+from train.distributed import World, close_world, init_world, wrap
 from train.engine import EpochProgress, evaluate, pick_cpu_precision, resolve_precision, train_one_epoch
 from train.hardware import describe
 from train.metrics import plot_confusion, plot_history
@@ -228,7 +229,18 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 
 def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> dict:
-    """Train per ``cfg``; returns the best epoch's metrics. ``resume`` continues ``cfg.out``."""
+    """Train per ``cfg``; returns the best epoch's metrics. ``resume`` continues ``cfg.out``.
+
+    Started by ``torchrun`` it is one of several DDP processes (see ``train.distributed``).
+    """
+    world = init_world(device)
+    try:
+        return _fit(cfg, resume, device, world)
+    finally:
+        close_world(world)
+
+
+def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> dict:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
     state = None
@@ -240,8 +252,9 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
         check_resumable(saved, cfg, state.get("global_step", 0), state.get("steps_per_epoch"))
     if cfg.checkpoint_minutes < 0:
         raise ValueError(f"checkpoint_minutes must be >= 0, got {cfg.checkpoint_minutes}")
+    world.share(cfg.batch_size)  # the global batch divides by the number of processes
     out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = world.device(device)
     hardware = describe(dev)
     # "auto" on a CPU with native bf16 is measured once per kind of machine and remembered in the
     # run, so resuming on the same machine keeps its numerics (and bitwise reproducibility).
@@ -254,7 +267,8 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
             measured.update(speed)
         return known[hardware.label]
 
-    precision = resolve_precision(cfg.precision, dev, choose_bf16)
+    # Measured by rank 0 alone (processes timing each other would measure nothing), used by all.
+    precision = world.broadcast(resolve_precision(cfg.precision, dev, choose_bf16) if world.is_main else None)
     torch.manual_seed(cfg.seed)
 
     train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes, cfg.faces), cfg.limit_train,
@@ -314,16 +328,20 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
         start_step = state.get("step", 0)
         epoch_state = state.get("epoch_state")
         where = f"epoch {start_epoch} + {start_step}/{steps} steps" if start_step else f"epoch {start_epoch}"
-        print(f"resuming {out} after {where} (best accuracy so far {best_acc:.4f})", flush=True)
+        if world.is_main:
+            print(f"resuming {out} after {where} (best accuracy so far {best_acc:.4f})", flush=True)
+    train_model = wrap(model, world, dev)  # after loading: DDP starts every process from rank 0's weights
     segments.append({"started": now_iso(), "epoch": start_epoch, "step": start_step, "hardware": hardware.to_dict(),
                      "precision": precision, "precision_measured_img_s": {k: round(v, 1) for k, v in measured.items()}, "device": str(dev), "torch": str(torch.__version__),
-                     "code_version": code_version(), "host": socket.gethostname()})
+                     "code_version": code_version(), "host": socket.gethostname(), "processes": world.size})
 
     run_info = {**cfg.to_dict(), "device": str(dev), "resolved_precision": precision, "fingerprints": fingerprints,
                 "train_size": len(train_data), "eval_size": len(eval_data), "class_counts": counts,
                 "class_weights": [round(w, 4) for w in weights.tolist()], "torch": torch.__version__,
-                "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments}
-    (out / "config.json").write_text(json.dumps(run_info, indent=2) + "\n")
+                "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments,
+                "processes": world.size}
+    if world.is_main:
+        (out / "config.json").write_text(json.dumps(run_info, indent=2) + "\n")
 
     def progress_info(epoch: int, step: int, images_per_s: float) -> dict:
         return {"updated": now_iso(), "pid": os.getpid(), "host": socket.gethostname(), "epochs": cfg.epochs,
@@ -335,7 +353,10 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
 
     def checkpoint(epoch: int, step: int, epoch_progress: EpochProgress | None, gen: torch.Generator | None,
                    images_per_s: float) -> None:
-        """Everything needed to continue after ``epoch`` complete epochs and ``step`` more steps."""
+        """Everything needed to continue after ``epoch`` complete epochs and ``step`` more steps
+        (rank 0 writes it; every process holds the same state)."""
+        if not world.is_main:
+            return
         atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
                            "ema": ema.state_dict() if ema is not None else {},
@@ -366,14 +387,18 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
             if interval > 0 and p.step < steps and t - timers["saved"] >= interval:
                 checkpoint(epoch, p.step, p, gen, p.images_per_s)
                 timers["saved"] = timers["reported"] = time.monotonic()
-            elif t - timers["reported"] >= 30:  # live throughput for `status`
+            elif t - timers["reported"] >= 30 and world.is_main:  # live throughput for `status`
                 write_json_atomic(out / PROGRESS, progress_info(epoch, p.step, p.images_per_s))
                 timers["reported"] = t
 
-        stats = train_one_epoch(model, train_data, optimizer, scheduler, criterion, augment, gen, cfg.batch_size,
-                                dev, precision, cfg.channels_last, scaler, cfg.grad_clip,
-                                desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress, order=order,
-                                start=start, on_step=on_step, ema=ema)
+        stats = train_one_epoch(train_model, train_data, optimizer, scheduler, criterion, augment, gen,
+                                cfg.batch_size, dev, precision, cfg.channels_last, scaler, cfg.grad_clip,
+                                desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and world.is_main,
+                                order=order, start=start, on_step=on_step, ema=ema, part=(world.rank, world.size),
+                                reduce=(lambda v: world.sum(v, dev)) if world.distributed else None)
+        if not world.is_main:  # rank 0 evaluates and writes; the others wait for the next epoch
+            world.barrier()
+            continue
         t_eval = time.perf_counter()
         metrics, val_loss = evaluate(model, eval_data, eval_criterion, cfg.eval_batch_size, device=dev,
                                      channels_last=cfg.channels_last)
@@ -404,7 +429,8 @@ def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> di
                            f"{eval_data.source} — epoch {epoch + 1}, accuracy {best_acc:.4f}")
         write_history(history, out)
         checkpoint(epoch + 1, 0, None, None, stats.images_per_s)
-    return json.loads((out / "metrics.json").read_text())
+        world.barrier()
+    return world.broadcast(json.loads((out / "metrics.json").read_text()) if world.is_main else None)
 
 
 __all__ = ["fit", "ResumeError", "class_weights", "build_scheduler", "wsd_factor", "EMOTIONS"]
