@@ -51,6 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--tta", nargs="?", const="flip", default="none", choices=["none", "flip", "tencrop"],
                    help="test-time augmentation (--tta alone means flip)")
     e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--ferplus", default=None, help="score against FER+ majority labels (fer2013new.csv; CSV --data)")
     s = sub.add_parser("status", help="where a run stands: epochs, best accuracy, throughput, ETA, hardware")
     s.add_argument("--out", required=True, help="run directory of python -m train fit")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -79,7 +80,7 @@ def saved_config(out: str) -> TrainConfig | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     model, card = load_model(args.weights)
-    data = load_split(args.data, args.split, progress=sys.stderr.isatty())
+    data = load_split(args.data, args.split, progress=sys.stderr.isatty(), ferplus=args.ferplus)
     # Score what the app shows: the card's temperature for this TTA mode (none: uncalibrated weights).
     temperature = card_temperatures(card.extra).get(args.tta)
     metrics, _ = evaluate(model, data, batch_size=args.batch_size, tta=args.tta, progress=sys.stderr.isatty(),

@@ -18,6 +18,10 @@ class TrainConfig:
     # "cropped": the images are face crops (FER2013's way); "detect": folders of photos, each run
     # once through the app's detector and aligner (cached; train.photos).
     faces: str = "cropped"
+    # FER+ relabelling (train.ferplus): the vote file fer2013new.csv for a --data fer2013.csv, and
+    # which labels to train on: "majority" (one class per image) or "soft" (the vote distribution).
+    ferplus: str | None = None
+    ferplus_labels: str = "majority"
     imagenet_weights: str | None = None  # explicit path to vgg19_bn-c79401a0.pth for --init imagenet
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
@@ -76,6 +80,8 @@ _HELP = {
     "init": "scratch, imagenet, or a release .safetensors to fine-tune from (e.g. weights/fer_vgg19.safetensors)",
     "faces": "cropped (face crops, FER2013's way) or detect (photos: the app's detector and aligner, cached)",
     "ignore_classes": "skip class folders that are not one of the 7 expressions or an alias (e.g. contempt)",
+    "ferplus": "FER+ vote file (fer2013new.csv) to relabel --data fer2013.csv with",
+    "ferplus_labels": "with --ferplus: majority (one class per image) or soft (train on the vote distribution)",
     "batch_size": "the global batch: under torchrun each of N processes takes batch_size / N",
 }
 

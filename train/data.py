@@ -55,12 +55,23 @@ class DataError(ValueError):
 
 @dataclass
 class FaceDataset:
-    """Decoded faces of one split. ``images``: uint8 (N, 48, 48); ``labels``: int64 (N,)."""
+    """Decoded faces of one split. ``images``: uint8 (N, 48, 48); ``labels``: int64 (N,);
+    ``soft``: float32 (N, 7) label distributions to train on instead (FER+ votes), or None."""
 
     images: torch.Tensor
     labels: torch.Tensor
     source: str  # where it came from, e.g. "fer2013/train" or "fer2013.csv:PublicTest"
     split: str
+    soft: torch.Tensor | None = None
+
+    def subset(self, idx: torch.Tensor, source: str) -> FaceDataset:
+        """The samples ``idx`` (in that order), as a dataset from ``source``."""
+        return FaceDataset(self.images[idx], self.labels[idx], source, self.split,
+                           self.soft[idx] if self.soft is not None else None)
+
+    def targets(self, idx: torch.Tensor) -> torch.Tensor:
+        """What the loss compares with: the soft labels where there are some, else the labels."""
+        return self.soft[idx] if self.soft is not None else self.labels[idx]
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -73,20 +84,33 @@ class FaceDataset:
         same string in any order and either layout (CSV or lossless PNG folders)."""
         labels = self.labels.numpy().astype("<i8")
         images = self.images.numpy()
-        digests = sorted(hashlib.sha256(labels[i].tobytes() + images[i].tobytes()).digest() for i in range(len(labels)))
+        soft = self.soft.numpy().astype("<f4") if self.soft is not None else None
+        digests = sorted(hashlib.sha256(labels[i].tobytes() + images[i].tobytes()
+                                        + (soft[i].tobytes() if soft is not None else b"")).digest()
+                         for i in range(len(labels)))
         return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False,
-               faces: str = "cropped") -> FaceDataset:
+               faces: str = "cropped", ferplus: str | Path | None = None, ferplus_labels: str = "majority"
+               ) -> FaceDataset:
     """Load ``split`` from a folder root or a CSV file, whichever ``root`` is.
 
     ``faces``: "cropped" (the images are face crops, FER2013's way) or "detect" (folders of
     photos: each goes through the app's detector and aligner once, cached; ``train.photos``).
+    ``ferplus``: FER+'s ``fer2013new.csv`` to relabel a ``fer2013.csv`` split with
+    (``ferplus_labels`` "majority" or "soft"; ``train.ferplus``).
     """
     root = Path(root)
     if faces not in ("cropped", "detect"):
         raise DataError(f"Invalid faces mode {faces!r}. Only 'cropped' and 'detect' are supported.")
+    if ferplus is not None:
+        from train.ferplus import relabel
+
+        if not (root.is_file() and root.suffix.lower() == ".csv"):
+            raise DataError(f"FER+ labels need the CSV layout (--data fer2013.csv), not {root}: the vote file's rows "
+                            "are matched by position, and folder file names do not say which row an image is")
+        return relabel(load_csv(root, split, progress=progress), ferplus, ferplus_labels)
     if root.is_file() and root.suffix.lower() == ".csv":
         return load_csv(root, split, progress=progress)
     if root.is_dir() and faces == "detect":

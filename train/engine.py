@@ -156,15 +156,16 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         t0, c0 = time.perf_counter(), time.process_time()
         idx = order[step * batch_size : (step + 1) * batch_size]
         x = augment(data.images[idx], generator)
-        y = data.labels[idx]
+        y, target = data.labels[idx], data.targets(idx)
         if size > 1:
-            x, y = x[rank * share : (rank + 1) * share], y[rank * share : (rank + 1) * share]
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            part_of = slice(rank * share, (rank + 1) * share)
+            x, y, target = x[part_of], y[part_of], target[part_of]
+        x, y, target = (t.to(device, non_blocking=True) for t in (x, y, target))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = model(x)
-            loss = criterion(logits.float(), y)
+            loss = criterion(logits.float(), target)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()

@@ -121,7 +121,7 @@ def subset(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
     if limit is None or limit >= len(data):
         return data
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:limit]
-    return FaceDataset(data.images[idx], data.labels[idx], data.source + f"[{limit}]", data.split)
+    return data.subset(idx, data.source + f"[{limit}]")
 
 
 def write_history(rows: list[dict], out: Path) -> None:
@@ -271,10 +271,11 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
     precision = world.broadcast(resolve_precision(cfg.precision, dev, choose_bf16) if world.is_main else None)
     torch.manual_seed(cfg.seed)
 
-    train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes, cfg.faces), cfg.limit_train,
-                        cfg.seed)
-    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes, cfg.faces), cfg.limit_eval,
-                       cfg.seed + 1)
+    # With FER+ labels, training uses the chosen kind; PublicTest is always scored on majority labels.
+    train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes, cfg.faces, cfg.ferplus,
+                                   cfg.ferplus_labels), cfg.limit_train, cfg.seed)
+    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes, cfg.faces, cfg.ferplus),
+                       cfg.limit_eval, cfg.seed + 1)
     fingerprints = {"train": train_data.fingerprint(), "test": eval_data.fingerprint()}
     if state is not None and state["fingerprints"] != fingerprints:
         raise ResumeError(f"--resume: the dataset at {cfg.data} changed since the checkpoint was written "
