@@ -30,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from fer_demo import limits
+from fer_demo.monitor import NOTICE as MONITOR_NOTICE
+from fer_demo.monitor import REFERENCE_NAME, MonitorLog
 from fer_demo.ui.about import about_markdown, page_address
 from fer_demo.ui.cards import CARDS_CSS, DEFAULT_OPACITY
 from fer_demo.ui.handler import AnalyzeHandler
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
+from fer_demo.ui.monitor_tab import build_monitor_tab
 from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
 from fer_demo.ui.render import heatmap_legend_html, probability_table
@@ -102,14 +105,17 @@ def example_caption(path: str | Path) -> str:
     return EXAMPLE_CAPTIONS.get(stem, stem.replace("_", " "))
 
 
-def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: list[str] | None = None) -> gr.Blocks:
+def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: list[str] | None = None,
+               monitor: MonitorLog | None = None) -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (not launched, not queued).
 
     ``weights``: the model file whose release folder (card, metrics.json, plots) feeds the Model
     page. ``examples``: example photo paths (default: every image in ``examples/``).
+    ``monitor``: where to log statistics of every analysed face (opt-in, see ``fer_demo.monitor``;
+    the page then says so and gets a Monitor tab); None (the default): nothing is logged.
     """
     blocks: list[gr.Blocks] = []  # the demo, once built: which cached files Gradio must keep
-    handler = AnalyzeHandler(predictor, keep=lambda: kept_files(blocks[0]) if blocks else ())
+    handler = AnalyzeHandler(predictor, keep=lambda: kept_files(blocks[0]) if blocks else (), monitor=monitor)
     examples = example_photos() if examples is None else examples
     info = ModelInfo.load(weights)
     with gr.Blocks(title="Facial expression recognition", delete_cache=DELETE_CACHE,
@@ -118,6 +124,8 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                     "Finds every face in a photo, names its expression (one of seven FER2013 categories) "
                     "and shows which parts of the face the answer came from. *An expression is not a "
                     "feeling: do not use this to judge people* (see **About**).")
+        if monitor is not None:
+            gr.Markdown(MONITOR_NOTICE, elem_classes=["fer-warning"], elem_id="monitor-notice")
         if info.metrics is None:
             gr.Markdown("**These weights come without evaluation results: treat their answers as untested** "
                         "(see **Model**).", elem_classes=["fer-warning"])
@@ -197,6 +205,11 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
             clear.click(handler.forget_session, queue=False, api_visibility="private")
         with gr.Tab("Model", id="model"):
             build_model_tab(info, weights)
+        if monitor is not None:
+            with gr.Tab("Monitor", id="monitor") as monitor_tab:
+                show, monitor_inputs, monitor_outputs = build_monitor_tab(monitor, Path(weights).parent / REFERENCE_NAME)
+            monitor_tab.select(show, inputs=monitor_inputs, outputs=monitor_outputs, queue=False,
+                               api_visibility="private")
         with gr.Tab("About", id="about"):
             about = gr.Markdown(about_markdown(info, page_address()), elem_id="about")
 
@@ -276,10 +289,11 @@ def main() -> None:
     logging.basicConfig()  # warnings and errors (an analysis that failed) to stderr; no request logging
     weights = Path(os.environ.get("FER_WEIGHTS", WEIGHTS))
     predictor = Predictor(weights_path=weights)
+    monitor = MonitorLog.from_env()  # FER_MONITOR_LOG=path turns monitoring on (off by default)
     examples = example_photos()
     if examples:  # warm up (first-call allocations, the CAM hooks) so the first visitor waits ~0.3 s
         predictor.analyze(examples[0], cam=DEFAULT_CAM)
-    demo = build_demo(predictor, weights=weights, examples=examples)
+    demo = build_demo(predictor, weights=weights, examples=examples, monitor=monitor)
     demo.queue(**QUEUE)
     # Hosts stop containers with SIGTERM; turn it into the Ctrl-C that Gradio handles, so the
     # cache of uploads and results is deleted on the way out (and the atexit clean-ups run).

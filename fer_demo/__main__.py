@@ -1,8 +1,9 @@
-"""Command line: analyse photos in batch.
+"""Command line: analyse photos in batch; report drift of a deployed demo.
 
     python -m fer_demo predict examples/                      # human-readable lines
     python -m fer_demo predict a.jpg b.png --json > out.jsonl  # one JSON record per image
     python -m fer_demo predict photos/ --cam gradcam --out annotated/
+    python -m fer_demo monitor --log monitor.jsonl --out report.html   # needs requirements-monitor.txt
 
 PATHs are image files or folders (their images, not recursive). A file that is not a usable
 image gets an error record and the batch goes on. Exit status: 0 if at least one input was
@@ -49,7 +50,28 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"classifier .safetensors (with its .json card) [default: {DEFAULT_WEIGHTS}]")
     p.add_argument("--max-faces", type=int, default=None, help="analyse at most this many faces per image")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    m = sub.add_parser("monitor", help="drift report of a monitoring log against the training reference",
+                       description="Build an Evidently drift report (HTML) of the app's monitoring log "
+                                   "(FER_MONITOR_LOG) against the reference shipped with the weights.")
+    m.add_argument("--log", type=Path, required=True, help="the JSON-lines log the app wrote")
+    m.add_argument("--out", type=Path, default=Path("report.html"), help="HTML report to write [default: report.html]")
+    m.add_argument("--reference", type=Path, default=DEFAULT_WEIGHTS.parent / "reference.csv.gz",
+                   help="reference statistics [default: reference.csv.gz beside the shipped weights]")
+    m.add_argument("--last", type=int, default=None, help="only the last N records")
     return parser
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from fer_demo.monitor_report import MonitorReportError, build_report
+
+    try:
+        table = build_report(args.log, args.reference, args.out, args.last)
+    except MonitorReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False))
+    print(f"wrote {args.out}: {int(table['drifted'].sum())} of {len(table)} features drifted")
+    return 0
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
@@ -148,6 +170,8 @@ def predict_main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.command == "monitor":
+        return run_monitor(args)
     if args.command == "predict":
         return predict_main(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse's choices prevent this

@@ -29,10 +29,11 @@ from train.data import load_split
 from train.engine import evaluate
 from train.faithfulness import report as faithfulness_report
 from train.metrics import plot_confusion, plot_history, plot_reliability
+from train.reference import write_reference
 
 RELEASE_NAME = "fer_vgg19.safetensors"
 # What export measures about the model it ships, beside the weights.
-RELEASE_MEASUREMENTS = ("calibration.json", "reliability.png", "faithfulness.json", "MODEL_CARD.md")
+RELEASE_MEASUREMENTS = ("calibration.json", "reliability.png", "faithfulness.json", "MODEL_CARD.md", "reference.csv.gz")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calibrate", help="fit the release's temperature per TTA mode and write its calibration")
     c.add_argument("--weights", required=True, help=".safetensors release file (its card is updated in place)")
     c.add_argument("--data", required=True, help="FER2013 folder root or CSV: its evaluation split (PublicTest)")
+    r = sub.add_parser("reference", help="write the monitoring reference (reference.csv.gz) beside a release")
+    r.add_argument("--weights", required=True, help=".safetensors release file")
+    r.add_argument("--data", required=True, help="FER2013 folder root or CSV: its evaluation split (PublicTest)")
     mc = sub.add_parser("card", help="redraw a release's plots and MODEL_CARD.md from its own files")
     mc.add_argument("--weights", required=True, help=".safetensors release file")
     x = sub.add_parser("export", help="write a run's best epoch as the release (fp16) into a folder")
@@ -192,6 +196,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
         metrics = write_calibrated_release(dest, training["data"], {**metrics, "weights_dtype": "float16"})
         if args.faithfulness_faces > 0:
             write_faithfulness(dest, training["data"], args.faithfulness_faces)
+        print(f"wrote {write_reference(dest, training['data'])} (monitoring reference)")
     write_model_card(dest)
     print(f"wrote {dest} (+ card, metrics.json, confusion.png); accuracy {metrics['accuracy']:.4f}")
     return dest
@@ -218,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_calibrate(args)
         elif args.command == "card":
             cmd_card(args)
+        elif args.command == "reference":
+            print(f"wrote {write_reference(args.weights, args.data, progress=sys.stderr.isatty())}")
         elif args.command == "status":
             from train.status import format_status, run_status
 

@@ -23,6 +23,7 @@ import gradio as gr
 import pandas as pd
 
 from fer_demo.io import InvalidImageError, read_bytes
+from fer_demo.monitor import MonitorLog
 from fer_demo.ui.cards import cards_html, photo_html
 from fer_demo.ui.options import (CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN, NO_CAM, NO_PHOTO_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
@@ -119,8 +120,9 @@ class AnalyzeHandler:
 
     def __init__(self, predictor: Predictor, result_files: ResultFiles | None = None,
                  upload_folder: str | Path | None = None, recent: RecentUploads | None = None,
-                 keep=lambda: ()) -> None:
+                 keep=lambda: (), monitor: MonitorLog | None = None) -> None:
         self.predictor = predictor
+        self.monitor = monitor  # opt-in statistics per analysed face (fer_demo.monitor); None: off
         self.result_files = result_files or ResultFiles()
         self.upload_folder = Path(upload_folder or gr.utils.get_upload_folder())
         self.recent = RecentUploads() if recent is None else recent
@@ -173,7 +175,13 @@ class AnalyzeHandler:
             log.exception("analysis failed")
             raise gr.Error("Something went wrong while analysing this photo. The error has been logged; "
                            "please try another photo.", print_exception=False) from None
-        return prediction, time.perf_counter() - start, cam_arg, target_arg
+        seconds = time.perf_counter() - start
+        if self.monitor is not None:
+            try:
+                self.monitor.write(prediction, tta, cam_arg, target_arg)
+            except OSError as e:  # a full disk must not cost the visitor the result
+                log.warning("monitoring log not written: %s", e)
+        return prediction, seconds, cam_arg, target_arg
 
     def api(self, image: str | dict | None, cam: str = DEFAULT_CAM, target: str = PREDICTED, tta: str = "none",
             request: gr.Request = None) -> dict:
