@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from fer_demo.model import EMOTIONS, FACE_SIZE, INPUT_SIZE, build_model  # noqa: E402
 from fer_demo.transforms import TrainAugment, eval_transform  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
-from train.engine import autocast, bf16_supported  # noqa: E402
+from train.engine import autocast  # noqa: E402
+from train.hardware import bf16_native  # noqa: E402
 
 RECIPE = TrainConfig()
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     precisions = ["fp32", "bf16"] if args.precision == "all" else [args.precision]
     layouts = {"on": [True], "off": [False], "both": [False, True]}[args.channels_last]
 
-    native = bf16_supported()
+    native = bf16_native()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores; flags: {cpu_flags()})")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; native bf16: {'yes' if native else 'no'}"

@@ -235,6 +235,12 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
                 flags.append(f"--{key.replace('_', '-')} {training[key]}")
         lines += ["```bash", "python -m train fit --data FER2013_ROOT --out RUN " + " ".join(flags),
                   "python -m train export --run RUN --to weights", "```", ""]
+        epoch = (card.get("metrics") or {}).get("epoch")
+        planned = training.get("epochs")
+        if isinstance(epoch, int) and isinstance(planned, int):
+            lines.append(f"These weights are epoch {epoch} of that {planned}-epoch run, the best on PublicTest so far"
+                         + (" (an interim checkpoint: export took the run's best epoch before it finished)."
+                            if epoch < planned else "."))
         segments = training.get("segments") or []
         hw = sorted({s.get("hardware", {}).get("label", "?") + f" ({s.get('precision', '?')})" for s in segments})
         if hw:

@@ -4,6 +4,11 @@ Faces enter as uint8 grayscale tensors of shape (N, 48, 48) (FER2013's framing; 
 aligner produces the same). ``eval_transform`` is what every served or evaluated face goes
 through; ``TrainAugment`` is its randomised counterpart for training and ends in the same
 normalisation. Both work on whole batches so the CPU does tensor math, not per-image PIL.
+
+Both start by equalising each face's histogram (``equalize_faces``): FER2013's own faces already
+are (training set: per-face mean 0.51 +- 0.04 and standard deviation 0.30 +- 0.02 of the 0-1
+range; 0.1% below 0.25), while a face cut from a photo is not (the examples' crops: 0.23-0.24),
+so without it every served face would be a lower-contrast input than any the model learnt from.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2.functional import equalize
 
 from fer_demo.model import FACE_SIZE, INPUT_SIZE, MEAN, STD
 
@@ -27,6 +33,11 @@ def _check_faces(faces: torch.Tensor) -> torch.Tensor:
     return faces
 
 
+def equalize_faces(faces: torch.Tensor) -> torch.Tensor:
+    """(N, 48, 48) uint8 -> the same faces, each histogram-equalised (torchvision's ``equalize``)."""
+    return equalize(faces.unsqueeze(1)).squeeze(1)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float32 normalised with the model's MEAN/STD (shape kept)."""
     return (x.float() / 255.0 - MEAN) / STD
@@ -34,7 +45,7 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 def eval_transform(faces: torch.Tensor) -> torch.Tensor:
     """(N, 48, 48) uint8 faces -> (N, 1, 40, 40) float32 network input (centre crop)."""
-    faces = _check_faces(faces)
+    faces = equalize_faces(_check_faces(faces))
     off = (FACE_SIZE - INPUT_SIZE) // 2
     crop = faces[:, off : off + INPUT_SIZE, off : off + INPUT_SIZE]
     return normalize(crop).unsqueeze(1).contiguous()
@@ -46,7 +57,7 @@ def tta_views(faces: torch.Tensor, mode: str) -> torch.Tensor:
     ``mode``: ``"none"`` (centre crop, V=1), ``"flip"`` (centre + mirror, V=2) or
     ``"tencrop"`` (four corners + centre, each also mirrored, V=10).
     """
-    faces = _check_faces(faces)
+    faces = equalize_faces(_check_faces(faces))
     x = normalize(faces).unsqueeze(1)
     s, c = INPUT_SIZE, FACE_SIZE - INPUT_SIZE
     centre = x[..., c // 2 : c // 2 + s, c // 2 : c // 2 + s]
@@ -80,7 +91,7 @@ class TrainAugment:
 
     def __call__(self, faces: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(N, 48, 48) uint8 -> (N, 1, 40, 40) float32, normalised like ``eval_transform``."""
-        faces = _check_faces(faces)
+        faces = equalize_faces(_check_faces(faces))
         n = faces.shape[0]
         g = generator
 

@@ -68,7 +68,9 @@ def card_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
+def atomic_write(path: Path, writer) -> None:
+    """``writer(tmp)`` writes a temporary file beside ``path``, which then replaces ``path`` in one
+    step: a reader (or a crash) never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     writer(tmp)
     os.replace(tmp, path)
@@ -79,8 +81,8 @@ def save_model(model: torch.nn.Module, path: str | Path, card: ModelCard, dtype:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-    _atomic_write_bytes(card_path(path), lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(card_path(path), lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
     return path
 
 

@@ -12,7 +12,7 @@ import torch
 from fer_demo.model import EMOTIONS
 from train.config import TrainConfig
 from train.data import DataError, load_split
-from train.ferplus import HEADER, read_votes, relabel
+from train.ferplus import HEADER, read_votes
 from train_helpers import learnable_face, pixels_str, write_csv, write_folder
 
 # Vote rows: (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)

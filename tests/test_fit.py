@@ -553,12 +553,13 @@ def test_status_sees_a_live_training_process(tmp_path):
 
 def test_auto_precision_measures_only_where_bf16_is_native(monkeypatch):
     import train.engine as E
+    import train.hardware as H
 
     cpu = torch.device("cpu")
     asked = []
-    monkeypatch.setattr(E, "bf16_supported", lambda: False)
+    monkeypatch.setattr(H, "bf16_native", lambda: False)
     assert E.resolve_precision("auto", cpu, lambda: asked.append(1) or "bf16") == "fp32" and not asked
-    monkeypatch.setattr(E, "bf16_supported", lambda: True)
+    monkeypatch.setattr(H, "bf16_native", lambda: True)
     assert E.resolve_precision("auto", cpu, lambda: "fp32") == "fp32"  # measured slower: fp32
     assert E.resolve_precision("auto", cpu, lambda: "bf16") == "bf16"
     assert E.resolve_precision("bf16", cpu, lambda: "fp32") == "bf16"  # explicit wins

@@ -76,3 +76,13 @@ def test_what_80_percent_means():
 
 def test_split_names():
     assert [split_name(s) for s in ("test", "train", "private")] == ["PublicTest", "Training", "PrivateTest"]
+
+
+def test_the_card_says_which_epoch_of_the_run_the_weights_are():
+    c = card()
+    c["metrics"]["epoch"], c["training"]["epochs"] = 8, 60
+    assert "These weights are epoch 8 of that 60-epoch run" in model_card_markdown(c)
+    assert "an interim checkpoint" in model_card_markdown(c)
+    c["metrics"]["epoch"] = 60
+    text = model_card_markdown(c)
+    assert "epoch 60 of that 60-epoch run, the best on PublicTest so far." in text and "interim" not in text

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fer_demo.model import FACE_SIZE, INPUT_SIZE, MEAN, STD
-from fer_demo.transforms import TrainAugment, eval_transform, normalize, tta_views
+from fer_demo.transforms import TrainAugment, equalize_faces, eval_transform, normalize, tta_views
 
 OFF = (FACE_SIZE - INPUT_SIZE) // 2
 
@@ -23,7 +23,7 @@ def _gen(seed: int) -> torch.Generator:
 def test_eval_transform_shape_dtype_normalisation(faces):
     x = eval_transform(faces)
     assert x.shape == (6, 1, INPUT_SIZE, INPUT_SIZE) and x.dtype == torch.float32 and x.is_contiguous()
-    crop = faces[:, OFF : OFF + INPUT_SIZE, OFF : OFF + INPUT_SIZE].float() / 255.0
+    crop = equalize_faces(faces)[:, OFF : OFF + INPUT_SIZE, OFF : OFF + INPUT_SIZE].float() / 255.0
     torch.testing.assert_close(x[:, 0], (crop - MEAN) / STD)
     # The extremes map to the known normalised values.
     lo = eval_transform(torch.zeros(1, FACE_SIZE, FACE_SIZE, dtype=torch.uint8))
@@ -45,11 +45,31 @@ def test_tta_views_shapes(faces, mode, views):
     if mode == "flip":
         torch.testing.assert_close(v[1], eval_transform(faces).flip(-1))
     if mode == "tencrop":
-        norm = normalize(faces).unsqueeze(1)
+        norm = normalize(equalize_faces(faces)).unsqueeze(1)
         c = FACE_SIZE - INPUT_SIZE
         torch.testing.assert_close(v[1], norm[..., :INPUT_SIZE, :INPUT_SIZE])  # top-left
         torch.testing.assert_close(v[4], norm[..., c:, c:])  # bottom-right
         torch.testing.assert_close(v[5:], v[:5].flip(-1))  # second half mirrors the first
+
+
+def test_every_face_is_histogram_equalised_first():
+    """FER2013's faces are equalised (contrast ~0.30); a face cut from a photo is not (~0.23): the
+    shared path equalises both, so a dull or dark face reaches the network like a FER2013 one."""
+    g = torch.Generator().manual_seed(0)
+    face = torch.randint(0, 256, (1, FACE_SIZE, FACE_SIZE), generator=g, dtype=torch.uint8)
+    dull = (face.float() * 0.3 + 60).round().to(torch.uint8)  # low contrast, dark: values 60-136
+    eq = equalize_faces(dull)
+    assert eq.min() < 10 and eq.max() > 245 and 0.27 < eq.float().std() / 255 < 0.32
+    assert equalize_faces(dull).shape == dull.shape and eq.dtype == torch.uint8
+    # The ranking of pixels is kept (a monotone map), and the dull face now reads like the original.
+    order = dull.flatten().argsort(stable=True)
+    assert (eq.flatten()[order].diff() >= 0).all()
+    after = (eval_transform(dull) - eval_transform(face)).abs().mean()
+    before = (normalize(dull) - normalize(face)).abs().mean()  # what the network saw without it
+    assert after < 0.35 * before, (after, before)  # measured 0.27 (the dull face has 77 grey levels, not 256)
+    # Flat faces stay flat (nothing to equalise).
+    flat = torch.full((1, FACE_SIZE, FACE_SIZE), 77, dtype=torch.uint8)
+    assert torch.equal(equalize_faces(flat), flat)
 
 
 def test_tta_views_invalid_mode(faces):

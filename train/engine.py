@@ -15,14 +15,9 @@ from tqdm import tqdm
 
 from fer_demo.calibration import calibration_metrics, view_probabilities
 from fer_demo.transforms import TrainAugment, tta_views
+from train import hardware
 from train.data import FaceDataset
-from train.hardware import bf16_native
 from train.metrics import classification_metrics
-
-
-def bf16_supported() -> bool:
-    """True when this CPU has native bf16 matrix math (AVX-512 BF16 / AMX)."""
-    return bf16_native()
 
 
 def resolve_precision(precision: str, device: torch.device, choose_bf16: Callable[[], str] | None = None) -> str:
@@ -37,7 +32,7 @@ def resolve_precision(precision: str, device: torch.device, choose_bf16: Callabl
     if device.type == "cuda":
         return "fp32" if precision == "fp32" else "fp16-amp"
     if precision == "auto":
-        if not bf16_supported():
+        if not hardware.bf16_native():
             return "fp32"
         return choose_bf16() if choose_bf16 is not None else "bf16"
     return precision

@@ -35,7 +35,7 @@ from torch import nn
 from fer_demo import __version__
 from fer_demo.model import EMOTIONS, build_model
 from fer_demo.transforms import TrainAugment, eval_transform
-from fer_demo.weights import ModelCard, load_model, save_model
+from fer_demo.weights import ModelCard, atomic_write, load_model, save_model
 from train.config import TrainConfig, config_from_dict
 from train.data import FaceDataset, load_split
 from train.distributed import World, close_world, init_world, wrap
@@ -223,9 +223,7 @@ def now_iso() -> str:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def fit(cfg: TrainConfig, resume: bool = False, device: str | None = None) -> dict:

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from fer_demo import limits
+from fer_demo.weights import atomic_write
 from train.data import FOLDER_SPLITS, DataError, FaceDataset, labelled_files
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -76,9 +77,12 @@ def load_photo_folder(root: str | Path, split: str, progress: bool = True, ignor
     else:
         faces, owners = detect_faces(files, progress)
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, faces=faces, owners=owners)
-        tmp.replace(path)
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:  # a file object: np.savez would add ".npz" to a name
+                np.savez(fh, faces=faces, owners=owners)
+
+        atomic_write(path, write)
     missed = len(files) - len(owners)
     if missed:
         warnings.warn(f"{split_dir}: no face found in {missed} of {len(files)} photos; they are skipped", stacklevel=2)
