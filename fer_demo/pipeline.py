@@ -327,7 +327,8 @@ class Predictor:
         )
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's default font at ``size`` px (a fixed-size bitmap font without FreeType)."""
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: fixed-size bitmap font
@@ -350,7 +351,7 @@ def annotate(prediction: Prediction, show_regions: bool = False) -> Image.Image:
     draw = ImageDraw.Draw(out)
     side = min(out.size)
     width = max(2, round(side / 250))
-    font = _font(max(12, round(side / 30)))
+    font = label_font(max(12, round(side / 30)))
     for f in prediction.faces:
         x1, y1, x2, y2 = f.box
         draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=(255, 215, 0), width=width)

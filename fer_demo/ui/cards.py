@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from fer_demo.calibration import CLOSE_CALL_MARGIN
 from fer_demo.ui.render import DISPLAY_MAX_SIDE, cam_caption, has_evidence
@@ -81,13 +81,6 @@ def data_uri(image: np.ndarray | Image.Image, fmt: str = "PNG", quality: int = 8
     return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: fixed-size bitmap font
-        return ImageFont.load_default()
-
-
 def _scaled(image: np.ndarray, max_side: int) -> tuple[Image.Image, float]:
     pil = Image.fromarray(np.ascontiguousarray(image))
     scale = min(1.0, max_side / max(pil.size))
@@ -104,7 +97,9 @@ def numbered_photo(prediction: Prediction, max_side: int = DISPLAY_MAX_SIDE) -> 
     draw = ImageDraw.Draw(out)
     side = min(out.size)
     width = max(3, round(side / 150))
-    font = _font(max(16, round(side / 14)))
+    from fer_demo.pipeline import label_font
+
+    font = label_font(max(16, round(side / 14)))
     for i, face in enumerate(prediction.faces):
         colour = face_colour(i)
         x1, y1, x2, y2 = (round(v * scale) for v in face.box)
