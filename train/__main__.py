@@ -27,9 +27,7 @@ from train.calibrate import calibrate
 from train.config import TrainConfig, add_config_args, config_from_args, config_from_dict
 from train.data import load_split
 from train.engine import evaluate
-from train.faithfulness import report as faithfulness_report
 from train.metrics import plot_confusion, plot_history, plot_reliability
-from train.reference import write_reference
 
 RELEASE_NAME = "fer_vgg19.safetensors"
 # What export measures about the model it ships, beside the weights.
@@ -67,6 +65,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a run's best epoch as the release (fp16) into a folder")
     x.add_argument("--run", required=True, help="run directory of python -m train fit")
     x.add_argument("--to", default="weights", help="destination folder (default: weights)")
+    x.add_argument("--data", default=None,
+                   help="FER2013 folder root or CSV to score on (default: the run's --data; give it for a run "
+                        "trained on another machine)")
     x.add_argument("--no-eval", action="store_true", help="copy the run's metrics instead of re-scoring fp16")
     x.add_argument("--faithfulness-faces", type=int, default=300,
                    help="evaluation faces for the CAM faithfulness report (0: skip; ~2-3 s a face on 2 vCPUs)")
@@ -129,8 +130,17 @@ def cmd_card(args: argparse.Namespace) -> None:
     print(f"wrote {write_model_card(dest)} and the plots in {to}")
 
 
+def write_reference(weights: str | Path, data_root: str, progress: bool = True) -> Path:
+    """The monitoring reference (``train.reference``; imported here so ``fit`` does not need pandas)."""
+    from train.reference import write_reference as write
+
+    return write(weights, data_root, progress=progress)
+
+
 def write_faithfulness(dest: Path, data_root: str, faces: int) -> dict:
     """Measure every CAM method on ``faces`` evaluation faces; ``faithfulness.json`` beside the release."""
+    from train.faithfulness import report as faithfulness_report  # pytorch-grad-cam: export only, not fit
+
     model, card = load_model(dest)
     data = load_split(data_root, "test", progress=False)
     rep = faithfulness_report(model, data.images, card_temperatures(card.extra).get("none", 1.0), faces,
@@ -180,6 +190,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
     model, card = load_model(run / "best.safetensors")
     training = card.extra.get("training", {})
     metrics = card.extra.get("metrics", {})
+    data = args.data or training["data"]
     to.mkdir(parents=True, exist_ok=True)
     dest = to / RELEASE_NAME
     for stale in RELEASE_MEASUREMENTS:  # a previous model's measurements must not describe this one
@@ -193,10 +204,10 @@ def cmd_export(args: argparse.Namespace) -> Path:
         plot_confusion(metrics["confusion_matrix"], to / "confusion.png",
                        f"PublicTest ({metrics['num_images']} images) — accuracy {metrics['accuracy']:.4f}")
     else:  # score and calibrate what we ship: the fp16 weights, reloaded, on the run's evaluation split
-        metrics = write_calibrated_release(dest, training["data"], {**metrics, "weights_dtype": "float16"})
+        metrics = write_calibrated_release(dest, data, {**metrics, "weights_dtype": "float16"})
         if args.faithfulness_faces > 0:
-            write_faithfulness(dest, training["data"], args.faithfulness_faces)
-        print(f"wrote {write_reference(dest, training['data'])} (monitoring reference)")
+            write_faithfulness(dest, data, args.faithfulness_faces)
+        print(f"wrote {write_reference(dest, data)} (monitoring reference)")
     write_model_card(dest)
     print(f"wrote {dest} (+ card, metrics.json, confusion.png); accuracy {metrics['accuracy']:.4f}")
     return dest
