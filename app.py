@@ -35,11 +35,13 @@ from fer_demo.monitor import REFERENCE_NAME, MonitorLog
 from fer_demo.ui.about import about_markdown, page_address
 from fer_demo.ui.cards import CARDS_CSS, DEFAULT_OPACITY
 from fer_demo.ui.handler import AnalyzeHandler
+from fer_demo.ui.live_tab import LIVE_CSS, build_live_tab
 from fer_demo.ui.model_page import ModelInfo, build_model_tab
 from fer_demo.ui.monitor_tab import build_monitor_tab
 from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
 from fer_demo.ui.render import heatmap_legend_html, probability_table
+from fer_demo.ui.video_tab import build_video_tab
 
 if TYPE_CHECKING:  # the app only needs the Predictor's interface; main() builds one
     from fer_demo.pipeline import Predictor
@@ -71,7 +73,7 @@ CSS = """
 .fer-warning { border-left: 4px solid #E69F00; padding-left: 0.75em; }
 @media (max-width: 640px) { #heatmap-controls { flex-direction: column; } }
 .fer-error { border-left: 4px solid #D55E00; padding: 0.4em 0.75em; background: rgba(213, 94, 0, 0.08); }
-""" + CARDS_CSS
+""" + CARDS_CSS + LIVE_CSS
 
 
 # Example thumbnails get captions (the two Grace Hopper photos look the same on screen).
@@ -129,95 +131,105 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
         if info.metrics is None:
             gr.Markdown("**These weights come without evaluation results: treat their answers as untested** "
                         "(see **Model**).", elem_classes=["fer-warning"])
-        with gr.Tab("Analyze", id="analyze"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=1):
-                    image = gr.Image(
-                        sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
-                        label="Photo", height=360, elem_id="photo",
-                        # Mirrored like a mirror, as people expect of a selfie preview; the snapshot is
-                        # mirrored too, which changes nothing that matters (expressions are
-                        # left-right symmetric; the classifier trains with horizontal flips).
-                        webcam_options=gr.WebcamOptions(mirror=True),
-                    )
-                    with gr.Row():
-                        cam = gr.Dropdown(CAM_CHOICES, value=DEFAULT_CAM, label="Explanation (CAM method)",
-                                          info=CAM_HELP, elem_id="cam")
-                        target = gr.Dropdown(TARGET_CHOICES, value=PREDICTED, label="Explain which class",
-                                             info="e.g. 'happy' shows why (not) happy", elem_id="target")
-                    tta = gr.Radio(TTA_CHOICES, value="none", label="Test-time augmentation", elem_id="tta",
-                                   info="flip: 2 views per face; tencrop: 10 views (slower, a bit more accurate)")
-                    with gr.Row():
-                        clear = gr.ClearButton(value="Clear", elem_id="clear-button")
-                        run = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
-                    example_gallery = gr.Gallery(
-                        value=[(p, example_caption(p)) for p in examples], label="Examples (click one)",
-                        columns=3, rows=2, height=280, allow_preview=False, interactive=False, buttons=[],
-                        object_fit="cover", elem_id="examples", visible=bool(examples))
-                    gr.Markdown(LIMITS_TEXT, elem_classes=["fer-note"])
-                with gr.Column(scale=2):
-                    summary = gr.Markdown(START_TEXT, elem_id="summary")
-                    annotated = gr.HTML(elem_id="annotated", js_on_load=None)
-                    with gr.Row(equal_height=True, elem_id="heatmap-controls"):
-                        gr.HTML(heatmap_legend_html(), elem_id="heatmap-legend", js_on_load=None, min_width=280)
-                        opacity = gr.Slider(0, 100, value=DEFAULT_OPACITY, step=5, label="Heatmap opacity (%)",
-                                            elem_id="cam-opacity", scale=0, min_width=220)
-                    cards = gr.HTML(elem_id="face-cards", js_on_load=None)
-                    table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
-                                         interactive=False, elem_id="faces-table")
-                    with gr.Accordion("The result as JSON (boxes and probabilities, no pixels)", open=False):
-                        result_file = gr.File(label="Download", interactive=False, elem_id="result-file",
-                                              height=70)
-                        result = gr.JSON(label="Result", elem_id="result-json")
-            outputs = [annotated, cards, table, summary, result, result_file]
-            page_inputs = [image, cam, target, tta]
-            # The screen stays true to the photo: a new photo (upload, webcam, paste, example) first
-            # clears every output, then is analysed (~0.3 s); a changed option re-runs it; the button
-            # runs it again. preprocess=False: the handler gets the uploaded file as sent (Gradio
-            # still checks it is an upload of this server): gr.Image's preprocessing would decode it
-            # with PIL first, so a file that is not an image would fail inside Gradio with a bare
-            # "Error"; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks the
-            # size limits and says what is wrong. Everything shares one concurrency slot
-            # ("inference"): the CPU runs one analysis at a time. On a phone the results sit below
-            # the controls, so the page scrolls to them.
-            analysis = dict(inputs=page_inputs, outputs=outputs, concurrency_id="inference", preprocess=False,
-                            api_visibility="private")
-            image.change(handler.clear, outputs=outputs, queue=False, api_visibility="private",
-                         trigger_mode="always_last",
-                         ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
-            gr.on([cam.change, target.change, tta.change], handler.refresh, trigger_mode="always_last",
-                  **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
-            run.click(handler, api_name="analyze", **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
-            example_gallery.select(pick_example(examples), outputs=[image], queue=False, api_visibility="private")
-            # The heatmaps' opacity is a CSS variable: the slider changes it in the browser, no re-run.
-            opacity.change(None, inputs=[opacity], js=OPACITY_JS)
-            # The API gets its own endpoint that returns just the result dict (the page's outputs
-            # are display components, awkward to consume from code).
-            api_button = gr.Button(visible=False)
-            api_button.click(handler.api, inputs=page_inputs, outputs=[result], api_name="predict",
-                             api_description="Find the faces in a photo, classify each face's expression and "
-                                             "explain it. Returns the result as JSON.",
-                             concurrency_id="inference", preprocess=False)
-            # Clear empties the photo (whose change then resets every output) and the outputs
-            # themselves (an error shown for no photo has no photo change to reset it).
-            clear.add([image])
-            clear.click(handler.clear, outputs=outputs, queue=False, api_visibility="private")
-            clear.click(handler.forget_session, queue=False, api_visibility="private")
-        with gr.Tab("Model", id="model"):
-            build_model_tab(info, weights)
-        if monitor is not None:
-            with gr.Tab("Monitor", id="monitor") as monitor_tab:
-                show, monitor_inputs, monitor_outputs = build_monitor_tab(monitor, Path(weights).parent / REFERENCE_NAME)
-            monitor_tab.select(show, inputs=monitor_inputs, outputs=monitor_outputs, queue=False,
-                               api_visibility="private")
-        with gr.Tab("About", id="about"):
-            about = gr.Markdown(about_markdown(info, page_address()), elem_id="about")
+        # Five tabs do not fit a phone's width: wrap them onto two lines rather than hide some
+        # behind a "more" menu (the Model and About pages would be out of sight).
+        with gr.Tabs(overflow_behavior="wrap", elem_id="tabs"):
+            with gr.Tab("Analyze", id="analyze"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1):
+                        image = gr.Image(
+                            sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
+                            label="Photo", height=360, elem_id="photo",
+                            # Mirrored like a mirror, as people expect of a selfie preview; the snapshot is
+                            # mirrored too, which changes nothing that matters (expressions are
+                            # left-right symmetric; the classifier trains with horizontal flips).
+                            webcam_options=gr.WebcamOptions(mirror=True),
+                        )
+                        with gr.Row():
+                            cam = gr.Dropdown(CAM_CHOICES, value=DEFAULT_CAM, label="Explanation (CAM method)",
+                                              info=CAM_HELP, elem_id="cam")
+                            target = gr.Dropdown(TARGET_CHOICES, value=PREDICTED, label="Explain which class",
+                                                 info="e.g. 'happy' shows why (not) happy", elem_id="target")
+                        tta = gr.Radio(TTA_CHOICES, value="none", label="Test-time augmentation", elem_id="tta",
+                                       info="flip: 2 views per face; tencrop: 10 views (slower, a bit more accurate)")
+                        with gr.Row():
+                            clear = gr.ClearButton(value="Clear", elem_id="clear-button")
+                            run = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
+                        example_gallery = gr.Gallery(
+                            value=[(p, example_caption(p)) for p in examples], label="Examples (click one)",
+                            columns=3, rows=2, height=280, allow_preview=False, interactive=False, buttons=[],
+                            object_fit="cover", elem_id="examples", visible=bool(examples))
+                        gr.Markdown(LIMITS_TEXT, elem_classes=["fer-note"])
+                    with gr.Column(scale=2):
+                        summary = gr.Markdown(START_TEXT, elem_id="summary")
+                        annotated = gr.HTML(elem_id="annotated", js_on_load=None)
+                        with gr.Row(equal_height=True, elem_id="heatmap-controls"):
+                            gr.HTML(heatmap_legend_html(), elem_id="heatmap-legend", js_on_load=None, min_width=280)
+                            opacity = gr.Slider(0, 100, value=DEFAULT_OPACITY, step=5, label="Heatmap opacity (%)",
+                                                elem_id="cam-opacity", scale=0, min_width=220)
+                        cards = gr.HTML(elem_id="face-cards", js_on_load=None)
+                        table = gr.Dataframe(value=probability_table([]), label="All faces: probabilities (%)",
+                                             interactive=False, elem_id="faces-table")
+                        with gr.Accordion("The result as JSON (boxes and probabilities, no pixels)", open=False):
+                            result_file = gr.File(label="Download", interactive=False, elem_id="result-file",
+                                                  height=70)
+                            result = gr.JSON(label="Result", elem_id="result-json")
+                outputs = [annotated, cards, table, summary, result, result_file]
+                page_inputs = [image, cam, target, tta]
+                # The screen stays true to the photo: a new photo (upload, webcam, paste, example) first
+                # clears every output, then is analysed (~0.3 s); a changed option re-runs it; the button
+                # runs it again. preprocess=False: the handler gets the uploaded file as sent (Gradio
+                # still checks it is an upload of this server): gr.Image's preprocessing would decode it
+                # with PIL first, so a file that is not an image would fail inside Gradio with a bare
+                # "Error"; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks the
+                # size limits and says what is wrong. Everything shares one concurrency slot
+                # ("inference"): the CPU runs one analysis at a time. On a phone the results sit below
+                # the controls, so the page scrolls to them.
+                analysis = dict(inputs=page_inputs, outputs=outputs, concurrency_id="inference", preprocess=False,
+                                api_visibility="private")
+                image.change(handler.clear, outputs=outputs, queue=False, api_visibility="private",
+                             trigger_mode="always_last",
+                             ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+                gr.on([cam.change, target.change, tta.change], handler.refresh, trigger_mode="always_last",
+                      **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+                run.click(handler, api_name="analyze", **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+                example_gallery.select(pick_example(examples), outputs=[image], queue=False, api_visibility="private")
+                # The heatmaps' opacity is a CSS variable: the slider changes it in the browser, no re-run.
+                opacity.change(None, inputs=[opacity], js=OPACITY_JS)
+                # The API gets its own endpoint that returns just the result dict (the page's outputs
+                # are display components, awkward to consume from code).
+                api_button = gr.Button(visible=False)
+                api_button.click(handler.api, inputs=page_inputs, outputs=[result], api_name="predict",
+                                 api_description="Find the faces in a photo, classify each face's expression and "
+                                                 "explain it. Returns the result as JSON.",
+                                 concurrency_id="inference", preprocess=False)
+                # Clear empties the photo (whose change then resets every output) and the outputs
+                # themselves (an error shown for no photo has no photo change to reset it).
+                clear.add([image])
+                clear.click(handler.clear, outputs=outputs, queue=False, api_visibility="private")
+                clear.click(handler.forget_session, queue=False, api_visibility="private")
+            with gr.Tab("Live", id="live"):
+                live = build_live_tab(predictor)  # webcam frames streamed, answered as they come (fer_demo.live)
+            with gr.Tab("Video", id="video"):
+                # a video file analysed frame by frame; also the /predict_video API (fer_demo.video)
+                build_video_tab(predictor, keep=lambda: kept_files(blocks[0]) if blocks else ())
+            with gr.Tab("Model", id="model"):
+                build_model_tab(info, weights)
+            if monitor is not None:
+                with gr.Tab("Monitor", id="monitor") as monitor_tab:
+                    reference = Path(weights).parent / REFERENCE_NAME
+                    show, monitor_inputs, monitor_outputs = build_monitor_tab(monitor, reference)
+                monitor_tab.select(show, inputs=monitor_inputs, outputs=monitor_outputs, queue=False,
+                                   api_visibility="private")
+            with gr.Tab("About", id="about"):
+                about = gr.Markdown(about_markdown(info, page_address()), elem_id="about")
 
-            def about_for(request: gr.Request) -> str:  # the client snippet names the address in use
-                return about_markdown(info, page_address(request))
+                def about_for(request: gr.Request) -> str:  # the client snippet names the address in use
+                    return about_markdown(info, page_address(request))
 
-            demo.load(about_for, outputs=[about], queue=False, api_visibility="private")
+                demo.load(about_for, outputs=[about], queue=False, api_visibility="private")
         demo.unload(handler.forget_session)
+        demo.unload(live.forget_session)
     blocks.append(demo)
     return demo
 
@@ -250,8 +262,9 @@ def launch_settings() -> dict:
     return dict(
         server_name="0.0.0.0",
         server_port=int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", 7860))),
-        # Gradio refuses bigger uploads before they reach the app (HTTP 413).
-        max_file_size=limits.MAX_UPLOAD_BYTES,
+        # Gradio refuses bigger uploads before they reach the app (HTTP 413): the video limit, the
+        # larger one; photos over MAX_UPLOAD_BYTES are refused by the app (fer_demo.io.read_bytes).
+        max_file_size=max(limits.MAX_UPLOAD_BYTES, limits.VIDEO_MAX_UPLOAD_BYTES),
         # Example photos and the release plots are copied into Gradio's cache when the page is
         # built, so no folder needs to be opened to the web.
         allowed_paths=[],

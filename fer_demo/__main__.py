@@ -3,10 +3,12 @@
     python -m fer_demo predict examples/                      # human-readable lines
     python -m fer_demo predict a.jpg b.png --json > out.jsonl  # one JSON record per image
     python -m fer_demo predict photos/ --cam gradcam --out annotated/
+    python -m fer_demo predict clip.mp4 --json --fps 5        # one JSON record per sampled frame
+    python -m fer_demo predict clip.mp4 --out results/        # + annotated MP4, timeline plot, CSV
     python -m fer_demo monitor --log monitor.jsonl --out report.html   # needs requirements-monitor.txt
 
-PATHs are image files or folders (their images, not recursive). A file that is not a usable
-image gets an error record and the batch goes on. Exit status: 0 if at least one input was
+PATHs are image or video files (MP4, MOV, WebM) or folders (their images and videos, not
+recursive). A file that is not a usable image or video gets an error record and the batch goes on. Exit status: 0 if at least one input was
 analysed, 1 if every input failed (or none was found), 2 for usage errors.
 """
 
@@ -25,10 +27,13 @@ from fer_demo.classify import DEFAULT_WEIGHTS, TTA_MODES
 from fer_demo.explain import CAM_METHODS
 from fer_demo.io import InvalidImageError
 from fer_demo.model import EMOTIONS
+from fer_demo.video import InvalidVideoError
 from fer_demo.weights import ModelFileError
 
 # File name endings taken from folders (explicitly named files are always tried).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+# Files with these endings are analysed as videos (fer_demo.video), frame by frame.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -36,16 +41,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="detect faces and classify their expressions",
                        description="Detect faces in photos, classify each face's expression and explain it.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
-    p.add_argument("--json", action="store_true", help="print one JSON record per image (JSON lines)")
-    p.add_argument("--cam", default="gradcam", choices=[*CAM_METHODS, "none"],
-                   help="explanation method, or none (faster) [default: gradcam]")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image or video files, or folders of them")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON record per image, and per sampled frame of a video (JSON lines)")
+    p.add_argument("--cam", default=None, choices=[*CAM_METHODS, "none"],
+                   help="explanation method, or none (faster) [default: gradcam for photos, none for videos]")
     p.add_argument("--target", default=None, choices=EMOTIONS,
-                   help="explain this emotion for every face instead of the predicted one")
+                   help="explain this emotion for every face instead of the predicted one (photos only)")
     p.add_argument("--tta", default="none", choices=list(TTA_MODES),
-                   help="test-time augmentation for classification [default: none]")
+                   help="test-time augmentation for classification (photos only) [default: none]")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for annotated images and per-face crops/overlays (PNG)")
+                   help="folder for annotated images and per-face crops/overlays (PNG); for a video: the "
+                        "annotated video (MP4), the timeline plot (PNG) and the per-frame records (CSV)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="video frames analysed per second of video "
+                        "[default: limits.VIDEO_DEFAULT_FPS = 5; at most limits.VIDEO_MAX_FPS = 10]")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
                    help=f"classifier .safetensors (with its .json card) [default: {DEFAULT_WEIGHTS}]")
     p.add_argument("--max-faces", type=int, default=None, help="analyse at most this many faces per image")
@@ -83,8 +93,8 @@ def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            items.extend((p, None) for p in sorted(path.iterdir())
-                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            items.extend((p, None) for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
+                         and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         elif path.exists():
             items.append((path, None))
         else:
@@ -124,13 +134,53 @@ def _describe(path: Path, prediction) -> str:
     return f"{path}: {n} face{'s' if n != 1 else ''}: " + "; ".join(parts) + more
 
 
+def is_video(path: Path) -> bool:
+    """Whether the CLI treats ``path`` as a video (by its file name ending)."""
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _video_stem(out: Path, stem: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out / stem
+
+
+def analyze_video_path(predictor, path: Path, args: argparse.Namespace, emit, used: set[str]) -> None:
+    """One video: a JSON record per sampled frame (``--json``) or a summary line; ``--out`` files.
+
+    Raises:
+        InvalidVideoError: the file is not a usable video.
+    """
+    from fer_demo import limits
+    from fer_demo.video import analyze_video
+
+    cam = None if args.cam in (None, "none") else args.cam
+    fps = limits.VIDEO_DEFAULT_FPS if args.fps is None else args.fps
+    base = None if args.out is None else _video_stem(args.out, _out_stem(path, used))
+    annotated = None if base is None else base.with_name(base.name + ".annotated.mp4")
+
+    def frame_record(result) -> None:
+        if args.json:
+            emit({"path": str(path), "frame": result.index, "time": round(result.t, 3),
+                  "detected": result.detected, "faces": [f.to_dict(result.classes) for f in result.faces]}, "")
+
+    analysis = analyze_video(predictor, path, fps=fps, cam=cam, annotated_path=annotated, on_frame=frame_record)
+    if not args.json:
+        emit({}, f"{path}: {analysis.summary()}")
+    if base is not None:
+        analysis.write_csv(base.with_name(base.name + ".csv"))
+        analysis.save_timeline(base.with_name(base.name + ".timeline.png"))
+
+
 def predict_main(args: argparse.Namespace) -> int:
     from fer_demo import limits
     from fer_demo.pipeline import Predictor
 
-    cam = None if args.cam == "none" else args.cam
+    cam = None if args.cam == "none" else (args.cam or "gradcam")
     if args.max_faces is not None and args.max_faces < 1:
         print("error: --max-faces must be at least 1", file=sys.stderr)
+        return 2
+    if args.fps is not None and not 0 < args.fps <= limits.VIDEO_MAX_FPS:
+        print(f"error: --fps must be above 0 and at most {limits.VIDEO_MAX_FPS}", file=sys.stderr)
         return 2
     items = expand_paths(args.paths)
     try:
@@ -145,6 +195,15 @@ def predict_main(args: argparse.Namespace) -> int:
         print(json.dumps(record) if args.json else line, flush=True)
 
     for path, message in tqdm(items, desc="images", unit="img", file=sys.stderr, disable=args.no_progress or None):
+        if message is None and is_video(path):
+            try:
+                analyze_video_path(predictor, path, args, emit, used)
+                ok += 1
+                continue
+            except InvalidVideoError as e:
+                message = str(e)
+            except Exception as e:  # noqa: BLE001 - one bad file must not end a batch of thousands
+                message = f"could not be analysed ({type(e).__name__}: {e})"
         if message is None:
             try:
                 prediction = predictor.analyze(path, cam=cam, target=args.target, tta=args.tta)

@@ -39,6 +39,10 @@ CAM_METHODS = {
     "layercam": LayerCAM,
     "eigencam": EigenCAM,
 }
+# The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
+# benchmarks/cam_faithfulness.py and the export; a test keeps the two in step): the app's, the live
+# overlay's and the video tab's default.
+DEFAULT_CAM = "gradcam"
 
 
 class Explainer:
@@ -47,7 +51,7 @@ class Explainer:
     Args:
         model: the classifier (``FERNet``), e.g. ``EmotionClassifier.model``; kept in eval mode.
         target_layer_name: a name from ``model.named_modules()``, e.g. the card's
-            ``cam_target_layer`` ("features.38").
+            ``cam_target_layer`` ("features.35").
         lock: held while the model carries the CAM's hooks. Pass the lock of anything else that
             runs the same model (``EmotionClassifier.lock``) so no forward pass of theirs runs
             through the hooks; default: a lock of its own.

@@ -16,7 +16,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer_demo.limits import MAX_PIXELS, MAX_UPLOAD_BYTES, MIN_SIDE
+from fer_demo.limits import MAX_PIXELS, MAX_UPLOAD_BYTES, MIN_SIDE, megabytes
 
 # Let PIL refuse decompression bombs from the header as well (it raises past 2x this and
 # warns past 1x; ``load_image`` refuses anything past 1x itself with a clear message).
@@ -39,8 +39,21 @@ class InvalidImageError(ValueError):
     """The input is not an image this package can use (message says why and what is accepted)."""
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
+def checked_size(path: Path, max_bytes: int, error: type[ValueError], name: str | None = None) -> int:
+    """The size of the file at ``path``; ``error`` (saying which file, as ``name``) if it is missing,
+    unreadable, not a file or larger than ``max_bytes``."""
+    name = str(path) if name is None else name
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise error(f"{name}: no such file") from None
+    except OSError as e:
+        raise error(f"{name}: cannot be read ({e.strerror or e})") from None
+    if not path.is_file():
+        raise error(f"{name}: not a file")
+    if size > max_bytes:
+        raise error(f"{name}: file too large ({megabytes(size)}); at most {megabytes(max_bytes)} is accepted")
+    return size
 
 
 def _check_dimensions(width: int, height: int) -> None:
@@ -58,18 +71,7 @@ def _check_dimensions(width: int, height: int) -> None:
 def read_bytes(src: str | Path) -> bytes:
     """A file's bytes, refused with ``InvalidImageError`` if missing, unreadable or over ``MAX_UPLOAD_BYTES``."""
     path = Path(src)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InvalidImageError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InvalidImageError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not path.is_file():
-        raise InvalidImageError(f"{path}: not a file")
-    if size > MAX_UPLOAD_BYTES:
-        raise InvalidImageError(
-            f"{path}: file too large ({_mb(size)}); at most {_mb(MAX_UPLOAD_BYTES)} is accepted"
-        )
+    checked_size(path, MAX_UPLOAD_BYTES, InvalidImageError)
     try:
         return path.read_bytes()
     except OSError as e:
@@ -81,7 +83,7 @@ def _decode(data: bytes) -> Image.Image:
         raise InvalidImageError(f"empty file (0 bytes); expected a {ACCEPTED} image")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InvalidImageError(
-            f"file too large ({_mb(len(data))}); at most {_mb(MAX_UPLOAD_BYTES)} is accepted"
+            f"file too large ({megabytes(len(data))}); at most {megabytes(MAX_UPLOAD_BYTES)} is accepted"
         )
     try:
         with warnings.catch_warnings():

@@ -6,6 +6,12 @@ Values are chosen for a 2-core CPU host serving one request at a time.
 
 from __future__ import annotations
 
+
+def megabytes(n: int, digits: int = 1) -> str:
+    """A byte count as people read a limit: ``megabytes(20 * 2**20)`` -> "20.0 MB"."""
+    return f"{n / 2**20:.{digits}f} MB"
+
+
 # Uploads larger than this are refused before decoding. 20 MB holds ordinary phone and
 # camera JPEGs (12 MP: 3-6 MB; 50 MP: ~10-20 MB) while bounding a request's memory.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -53,3 +59,47 @@ RECENT_MAX_BYTES = 256 * 1024 * 1024
 # every DELETE_EVERY_S seconds, the app's files older than DELETE_AFTER_S are deleted.
 DELETE_EVERY_S = 60
 DELETE_AFTER_S = 600
+
+# --- Live webcam mode (``fer_demo.live``, the Live tab) ---------------------------------------
+# The browser sends a webcam frame every this many seconds (Gradio's ``stream_every``): 10 frames/s,
+# ~0.5 MB/s of JPEG upstream at 640x480. When the server is slower, frames are dropped, not queued.
+LIVE_STREAM_EVERY_S = 0.1
+# Streams take turns of this many seconds (Gradio's ``time_limit``): a stream holds the live slot
+# (below) while it runs; at the end of its turn the browser, still recording, joins the queue again,
+# so a visitor waiting gets the slot next (and waits at most this long per stream ahead of it);
+# with nobody waiting the stream goes on at once (a pause of a frame or two).
+LIVE_TIME_LIMIT_S = 60
+# Streams analysed at once. One stream at 10 frames/s keeps about one of the two cores busy; a second
+# would halve both frame rates, so it waits in line (told its place). Photos have their own slot
+# ("inference"), so they are still served while someone streams.
+LIVE_CONCURRENCY = 1
+# The face detector (~90 ms on a 640x480 frame) runs on every this-many-th frame; the frames in
+# between re-read the last detection's faces (~10 ms). At 10 frames/s: a fresh detection 3-4 times
+# a second.
+LIVE_DETECT_EVERY = 3
+# Frames larger than this (longer side, px) are scaled down before anything else.
+LIVE_MAX_SIDE = 640
+# A frame this long after the previous one starts a new stream (fresh tracks and detection).
+LIVE_RESET_AFTER_S = 2.0
+# A visitor's live state (tracker, no pixels) is dropped when the page closes, or after this long
+# without a frame.
+LIVE_IDLE_S = 300
+
+# --- Video files (``fer_demo.video``) ---------------------------------------------------------
+# Video uploads larger than this are refused before decoding. 100 MB holds a minute of phone video
+# at 720p (~60 MB) or about 45 s at 1080p; Gradio's upload limit (app.launch_settings) is the
+# larger of this and MAX_UPLOAD_BYTES, photos stay capped at MAX_UPLOAD_BYTES by the app itself.
+VIDEO_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+# Longer videos are refused (from the container's duration, or when decoding passes it): at the
+# default rate a minute is 300 analysed frames, ~20 s of CPU on two cores.
+VIDEO_MAX_SECONDS = 60
+# Frames analysed per second of video: the default, and the most a visitor may ask for. Expressions
+# change over a few hundred ms; 5 per second follows them at ~1/3 of real time on two cores.
+VIDEO_DEFAULT_FPS = 5
+VIDEO_MAX_FPS = 10
+# Decoded frames are brought down to this longer side before anything else (analysis, drawing,
+# the annotated video); the detector works on its own copy of at most DETECT_MAX_SIDE.
+VIDEO_MAX_SIDE = 1280
+# The face detector (~90 ms a 640x480 frame) runs on a sampled frame about this often (seconds of
+# video; at 5 frames/s every 3rd frame); in between, the last detection's faces are classified again.
+VIDEO_DETECT_EVERY_S = 0.6

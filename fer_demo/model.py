@@ -24,9 +24,13 @@ INPUT_SIZE = 40
 MEAN = 0.5136
 STD = 0.3067
 ARCHITECTURE = "vgg19_bn"
-# Grad-CAM target: the last ReLU of VGG block 4 (5x5 maps for a 40x40 input). Block 5's
-# maps are 2x2 here, too coarse to show where on a face the evidence is.
-CAM_TARGET_LAYER = "features.38"
+# CAM target: the ReLU of VGG block 4's third conv (5x5 maps for a 40x40 input). Block 5's
+# maps are 2x2 here, too coarse to show where on a face the evidence is. Not block 4's last ReLU
+# (features.38): it feeds a 2x2 max-pool of a 5x5 map, so its gradient reaches only the 4 pooled
+# winners per channel and never the 5th row and column; on the 38-epoch release Grad-CAM there drew
+# a flat map (no evidence anywhere) for 17% of PublicTest faces and for the astronaut example.
+# features.35 feeds a 3x3 conv, whose gradient reaches every position: no flat maps on 200 faces.
+CAM_TARGET_LAYER = "features.35"
 DROPOUT = 0.5
 
 

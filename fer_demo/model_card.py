@@ -241,10 +241,23 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
             lines.append(f"These weights are epoch {epoch} of that {planned}-epoch run, the best on PublicTest so far"
                          + (" (an interim checkpoint: export took the run's best epoch before it finished)."
                             if epoch < planned else "."))
-        segments = training.get("segments") or []
-        hw = sorted({s.get("hardware", {}).get("label", "?") + f" ({s.get('precision', '?')})" for s in segments})
-        if hw:
-            lines.append("Hardware: " + "; ".join(hw) + ".")
+        compute = training.get("compute") or {}
+        if compute.get("parts"):
+            lines.append("")
+            lines.append("| epochs | hardware | precision | hours (training + evaluation) | CPU-hours |")
+            lines.append("|---|---|---|---:|---:|")
+            for part in compute["parts"]:
+                lines.append(f"| {part['first_epoch']}-{part['last_epoch']} | {part['hardware']} | {part['precision']} "
+                             f"| {part['hours']:.2f} | {part['cpu_hours']:.2f} |")
+            lines.append(f"| **{compute['epochs']}** | | | **{compute['hours']:.2f}** | **{compute['cpu_hours']:.2f}** |")
+            lines.append("")
+            lines.append("CPU-hours are the training process's CPU time (all threads); with a GPU they count the "
+                         "host's share only.")
+        else:
+            segments = training.get("segments") or []
+            hw = sorted({s.get("hardware", {}).get("label", "?") + f" ({s.get('precision', '?')})" for s in segments})
+            if hw:
+                lines.append("Hardware: " + "; ".join(hw) + ".")
         if training.get("code_version"):
             lines.append(f"Code version {training['code_version']}, torch {training.get('torch', '?')}.")
     return "\n".join(lines).rstrip() + "\n"

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,15 +261,82 @@ class Predictor:
         kept = sorted(detected[: self.max_faces], key=lambda f: (float(f.box[0]), float(f.box[1])))
         pred = Prediction(faces=[], image=rgb, faces_found=len(detected),
                           truncated=len(detected) > self.max_faces, max_faces=self.max_faces, cam=cam)
-        if not kept:
-            return pred
-        aligned = [align_face(rgb, f) for f in kept]
+        pred.faces = self._analyze_faces([(rgb, f) for f in kept], cam, target, tta, overlays=True)
+        return pred
+
+    def analyze_faces(
+        self,
+        image: np.ndarray,
+        faces: Sequence[Face],
+        cam: str | None = None,
+        target: str | None = None,
+        tta: str = "none",
+        overlays: bool = True,
+    ) -> list[FaceResult]:
+        """Align, classify (and explain) faces already detected in ``image``: ``analyze`` without detection.
+
+        For video frames, where the detector runs on some frames only and its faces (box and
+        landmarks) are re-used on the frames in between: each face is aligned exactly as in ``analyze``.
+
+        Args:
+            image: uint8 (H, W, 3) RGB, the frame the faces' boxes and landmarks refer to.
+            faces: detections (``FaceDetector.detect`` on this image or one like it), analysed in this order.
+            cam, target, tta: as in ``analyze`` (``cam`` defaults to None here: labels only).
+            overlays: False skips the overlay images (``overlay``, ``region_overlay`` are None;
+                ``heatmap`` and ``matrix`` are still set), for callers that draw their own.
+
+        Returns:
+            One ``FaceResult`` per face, in the order given; [] for no faces.
+
+        Raises:
+            ValueError: an invalid ``cam``, ``target`` or ``tta``, an image that is not uint8 (H, W, 3),
+                or a face whose eye landmarks coincide.
+        """
+        return self.analyze_frames([image], faces, cam, target, tta, overlays)[0]
+
+    def analyze_frames(
+        self,
+        images: Sequence[np.ndarray],
+        faces: Sequence[Face],
+        cam: str | None = None,
+        target: str | None = None,
+        tta: str = "none",
+        overlays: bool = True,
+    ) -> list[list[FaceResult]]:
+        """``analyze_faces`` for the same faces in several images (consecutive video frames) at once.
+
+        All the faces of all the images go through the network as one batch, which costs less per face
+        than one image at a time (on two CPU cores: ~25 ms for one face, ~55 ms for three).
+
+        Returns:
+            One list per image, each with one ``FaceResult`` per face in the order given.
+
+        Raises:
+            ValueError: as ``analyze_faces``.
+        """
+        cam = self._check_options(cam, target, tta)
+        frames = [np.asarray(im) for im in images]
+        for rgb in frames:
+            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}")
+        faces = list(faces)
+        flat = self._analyze_faces([(rgb, f) for rgb in frames for f in faces], cam, target, tta, overlays)
+        n = len(faces)
+        return [flat[i * n:(i + 1) * n] for i in range(len(frames))]
+
+    def _analyze_faces(self, pairs: list[tuple[np.ndarray, Face]], cam: str | None, target: str | None,
+                       tta: str, overlays: bool) -> list[FaceResult]:
+        """Align, classify (and explain) each (image, face) pair; one batch through the network."""
+        if not pairs:
+            return []
+        faces = [f for _, f in pairs]
+        aligned = [align_face(rgb, f) for rgb, f in pairs]
         gray = np.stack([a.gray for a in aligned])
         heatmaps: np.ndarray | None = None
         target_idx = None if target is None else self.classes.index(target)
         if cam is not None and tta == "none":
             # One forward pass gives both the probabilities and the CAMs.
-            targets = None if target_idx is None else [target_idx] * len(kept)
+            targets = None if target_idx is None else [target_idx] * len(faces)
             heatmaps, probs = self.explainer.explain_with_probabilities(gray, targets, cam,
                                                                         self.classifier.temperature("none"))
             if target_idx is None:
@@ -276,15 +344,13 @@ class Predictor:
                 targets = [int(i) for i in probs.argmax(axis=1)]
         else:
             probs = self.classifier.predict(gray, tta=tta)
-            targets = [int(i) for i in probs.argmax(axis=1)] if target_idx is None else [target_idx] * len(kept)
+            targets = [int(i) for i in probs.argmax(axis=1)] if target_idx is None else [target_idx] * len(faces)
             if cam is not None:
                 heatmaps = self.explainer.explain(gray, targets, cam)
-        height, width = rgb.shape[:2]
-        for i, (face, al) in enumerate(zip(kept, aligned)):
-            pred.faces.append(self._face_result(rgb, width, height, face, al, probs[i],
-                                                None if heatmaps is None else heatmaps[i],
-                                                None if heatmaps is None else self.classes[targets[i]]))
-        return pred
+        return [self._face_result(rgb, rgb.shape[1], rgb.shape[0], face, al, probs[i],
+                                  None if heatmaps is None else heatmaps[i],
+                                  None if heatmaps is None else self.classes[targets[i]], overlays)
+                for i, ((rgb, face), al) in enumerate(zip(pairs, aligned))]
 
     def predict(
         self,
@@ -297,12 +363,13 @@ class Predictor:
         return self.analyze(image, cam=cam, target=target, tta=tta).faces
 
     def _face_result(self, rgb: np.ndarray, width: int, height: int, face: Face, al: AlignedFace,
-                     probs: np.ndarray, heatmap: np.ndarray | None, target: str | None) -> FaceResult:
+                     probs: np.ndarray, heatmap: np.ndarray | None, target: str | None,
+                     overlays: bool = True) -> FaceResult:
         box = int_box(face.box, width, height)
         order = np.argsort(-probs, kind="stable")
         k, k2 = int(order[0]), int(order[1])
         overlay = region = None
-        if heatmap is not None:
+        if heatmap is not None and overlays:
             size = al.rgb.shape[0]
             overlay = blend(al.rgb, cv2.resize(heatmap, (size, size), interpolation=cv2.INTER_LINEAR))
             x1, y1, x2, y2 = box

@@ -23,7 +23,7 @@ def test_launch_settings(monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     s = app.launch_settings()
     assert s["server_name"] == "0.0.0.0" and s["server_port"] == 7860
-    assert s["max_file_size"] == limits.MAX_UPLOAD_BYTES
+    assert s["max_file_size"] == max(limits.MAX_UPLOAD_BYTES, limits.VIDEO_MAX_UPLOAD_BYTES)  # videos are larger
     assert not s.get("share") and s["allowed_paths"] == []
     assert s["theme"] is app.THEME and s["css"] == app.CSS
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7000")

@@ -19,6 +19,7 @@ from PIL import Image
 
 import app
 from fer_demo.model import EMOTIONS
+from fer_demo.ui.options import DEFAULT_CAM
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -288,7 +289,7 @@ def test_explaining_another_class_or_nothing_reruns_and_says_what_it_shows(page,
     assert sad["settings"]["target"] == "sad" and sad["faces"][0]["label"] == first["faces"][0]["label"]
     caption = page.locator("#face-cards figcaption").nth(1).inner_text()
     empty = page.locator("#face-cards .fer-heat").count() == 0
-    assert caption == ("hirescam: no evidence for sad in this face" if empty else "hirescam: why sad"), caption
+    assert caption == (f"{DEFAULT_CAM}: no evidence for sad in this face" if empty else f"{DEFAULT_CAM}: why sad"), caption
     page.screenshot(path=str(artifacts / "app_target_sad.png"), full_page=True)
     # No explanation: just the face (at a modest size) and the bars.
     choose(page, "cam", "none")

@@ -123,3 +123,44 @@ def test_module_entry_point(release_weights):
     assert proc.returncode == 0, proc.stderr
     [record] = [json.loads(line) for line in proc.stdout.splitlines()]
     assert record["faces_found"] == 1 and record["faces"][0]["target"] is None
+
+
+# --- videos ---------------------------------------------------------------------------------------
+
+def test_video_json_records_per_sampled_frame_and_photos_alongside(tmp_path, capsys, release_weights):
+    from video_clips import astronaut_frames, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", astronaut_frames(20), fps=10)  # 2 s
+    code, out, _ = run(capsys, str(clip), str(EXAMPLES / "astronaut.jpg"), "--json", "--cam", "none",
+                       "--fps", "5", "--weights", str(release_weights))
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    frames, photo = records[:-1], records[-1]
+    assert [r["frame"] for r in frames] == list(range(10)) and {r["path"] for r in frames} == {str(clip)}
+    assert [r["time"] for r in frames] == pytest.approx([k / 5 for k in range(10)])
+    assert [r["detected"] for r in frames] == [k % 3 == 0 for k in range(10)]
+    for r in frames:
+        [face] = r["faces"]
+        assert face["track_id"] == 1 and face["label"] == "happy" and len(face["probabilities"]) == 7
+    assert photo["path"] == str(EXAMPLES / "astronaut.jpg") and photo["faces_found"] == 1  # the photo record as before
+
+
+def test_video_out_writes_the_annotated_video_plot_and_csv(tmp_path, capsys, release_weights):
+    from video_clips import astronaut_frames, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", astronaut_frames(10), fps=10)
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video\n")
+    out_dir = tmp_path / "out"
+    code, out, _ = run(capsys, str(clip), str(bad), "--out", str(out_dir), "--weights", str(release_weights))
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["clip.annotated.mp4", "clip.csv", "clip.timeline.png"]
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{clip}: 5 frames analysed at 5 frames/s") and "1 face" in lines[0]
+    assert lines[1] == f"{bad}: error: broken.mp4: not a video; MP4, MOV or WebM files are accepted"
+    assert len((out_dir / "clip.csv").read_text().splitlines()) == 1 + 5
+
+
+def test_video_fps_out_of_range_is_a_usage_error(tmp_path, capsys):
+    assert main(["predict", str(tmp_path), "--fps", "100"]) == 2
+    assert "--fps must be above 0 and at most" in capsys.readouterr().err

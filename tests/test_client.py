@@ -53,7 +53,7 @@ def check_one_face(result: dict) -> dict:
 
 def test_api_has_one_documented_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/predict"]
+    assert sorted(endpoints) == ["/predict", "/predict_video"]
     params = [p["parameter_name"] for p in endpoints["/predict"]["parameters"]]
     assert params == ["image", "cam", "target", "tta"]
 
@@ -96,16 +96,26 @@ def test_invalid_option_is_refused_clearly(client):
 
 def test_upload_over_the_limit_is_refused_before_the_app(client, url, tmp_path):
     big = tmp_path / "big.jpg"
+    # The server's upload limit is the larger of the photo and video limits (videos are larger).
+    server_limit = max(limits.MAX_UPLOAD_BYTES, limits.VIDEO_MAX_UPLOAD_BYTES)
     with open(big, "wb") as fh:
-        fh.truncate(limits.MAX_UPLOAD_BYTES + 1)
+        fh.truncate(server_limit + 1)
     # The client reads the limit from the server's config and refuses to send...
-    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {limits.MAX_UPLOAD_BYTES} bytes"):
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {server_limit} bytes"):
         client.predict(handle_file(str(big)), api_name="/predict")
     # ...and the server refuses the bytes of anyone who sends them anyway.
     with open(big, "rb") as fh:
         response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.jpg", fh, "image/jpeg")}, timeout=60)
     assert response.status_code == 413
     check_one_face(client.predict(handle_file(str(ASTRONAUT)), api_name="/predict"))
+
+
+def test_photo_over_the_photo_limit_is_refused_by_the_app(client, tmp_path):
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as fh:
+        fh.truncate(limits.MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(AppError, match="file too large"):
+        client.predict(handle_file(str(big)), api_name="/predict")
 
 
 def unique_photo(folder: Path, name: str) -> Path:
@@ -173,3 +183,29 @@ def test_nothing_about_the_photo_goes_to_the_logs(client, tmp_path, caplog, capf
     face = result["faces"][0]
     for secret in (photo.name, bad.name, photo.stem, "probabilities", str(face["box"][0])[:7], "base64"):
         assert secret not in logged, secret
+
+
+# --- /predict_video ------------------------------------------------------------------------------
+
+def test_predict_video_round_trip(client, tmp_path):
+    from video_clips import astronaut_frames, write_clip
+
+    clip = write_clip(tmp_path / f"clip-{os.urandom(4).hex()}.mp4", astronaut_frames(20), fps=10)  # 2 s
+    result = client.predict(handle_file(str(clip)), 5, "none", api_name="/predict_video")
+    assert result["frames"] == 10 and result["fps"] == 5 and result["cam"] is None
+    assert result["faces"] == 1 and result["video"]["width"] == 320 and result["video"]["height"] == 240
+    records = result["records"]
+    assert [r["frame"] for r in records] == list(range(10)) and {r["face"] for r in records} == {1}
+    assert [r["time"] for r in records] == pytest.approx([k / 5 for k in range(10)])
+    for r in records:
+        assert set(r["probabilities"]) == set(EMOTIONS)
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert {r["label"] for r in records} == {"happy"}
+    assert on_server(clip.name) == []  # the upload is deleted once analysed
+
+
+def test_predict_video_refuses_a_photo_clearly(client):
+    with pytest.raises(AppError, match="not a video"):
+        client.predict(handle_file(str(ASTRONAUT)), 5, "none", api_name="/predict_video")
+    with pytest.raises(AppError, match="at most 10 frames/s"):
+        client.predict(handle_file(str(ASTRONAUT)), 50, "none", api_name="/predict_video")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from train.faithfulness import (FRACTIONS, CalibratedSoftmaxTarget, MethodFaithfulness, best_method, measure,
-                                passes_sanity_check, report, spearman_per_face)
+from train.faithfulness import (FRACTIONS, MAX_FLAT_SHARE, CalibratedSoftmaxTarget, MethodFaithfulness, best_method,
+                                measure, passes_sanity_check, rederive, report, spearman_per_face)
 
 
 def result(method: str, ratio: float, rho: float, se: float = 0.01, discriminative: bool = True
@@ -27,6 +27,28 @@ def test_default_is_the_most_faithful_class_discriminative_method_that_passes_ra
     results.append(result("clear", 5.0, 0.20))
     assert best_method(results) == "clear"  # passes, and removes more than gradcam
     assert best_method([result("a", 3.0, 0.9), result("b", 4.0, 0.9)]) == "b"  # nobody passes: the most faithful
+
+
+def test_a_method_that_draws_flat_maps_for_many_faces_is_not_the_default():
+    many_flat = result("gradcam", 7.8, 0.05)
+    many_flat.degenerate_maps = 50
+    few_flat = result("hirescam", 5.6, 0.41)
+    few_flat.degenerate_maps = 3
+    assert best_method([many_flat, few_flat], n=300) == "hirescam"
+    assert best_method([many_flat, few_flat]) == "gradcam"  # no face count: the share is unknown
+    many_flat.degenerate_maps = 15  # exactly 5%
+    assert best_method([many_flat, few_flat], n=300) == "gradcam"
+
+
+def test_stored_verdicts_are_rederived_under_the_current_rules():
+    flat = result("gradcam", 7.8, 0.05)
+    flat.degenerate_maps = 50
+    stored = {"num_faces": 300, "best": "gradcam", "table": "old",
+              "methods": [{**r.to_dict(), "passes_sanity_check": True} for r in (flat, result("hirescam", 5.6, 0.41))]}
+    new = rederive(stored)
+    assert new["best"] == "hirescam" and new["max_flat_share"] == MAX_FLAT_SHARE
+    assert [m["drop"] for m in new["methods"]] == [m["drop"] for m in stored["methods"]]  # measurements kept
+    assert "| 17% |" in new["table"] and "flat maps" in new["table"]
 
 
 def test_spearman_per_face():

@@ -256,11 +256,15 @@ def test_smiling_faces_in_the_group_are_happy(results):
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["astronaut.jpg", "grace_hopper.jpg", "group_three_faces.jpg"])
 def test_heatmap_peak_is_inside_the_face_box(results, name):
+    """The map's peak is on the face, not the background. The aligned 48x48 face frames a little more
+    than MTCNN's tight box (FER2013-like framing: jaw and brow edges), so the box gets a 10% margin."""
     for face in results[name].faces:
+        assert face.heatmap.max() > 0, (name, "flat map")  # a peak to look at
         v, u = np.unravel_index(face.heatmap.argmax(), face.heatmap.shape)
         x, y = cv2.invertAffineTransform(face.matrix) @ np.array([u, v, 1.0])
         x1, y1, x2, y2 = face.box
-        assert x1 <= x <= x2 and y1 <= y <= y2, (name, (x, y), face.box)
+        mx, my = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+        assert x1 - mx <= x <= x2 + mx and y1 - my <= y <= y2 + my, (name, (x, y), face.box)
 
 
 @pytest.mark.integration

@@ -192,6 +192,39 @@ def test_export_rescores_the_fp16_weights(tmp_path, data_root, capsys):
     assert m["calibration"]["temperature"] == cal["temperature"]["none"]
 
 
+def test_export_of_a_run_trained_elsewhere_records_what_each_part_cost(tmp_path, data_root, capsys):
+    """A run trained on another machine (its card names a data path that does not exist here):
+    ``--data`` scores it on this machine's copy; the card gets the compute of the epochs up to
+    the shipped one, by hardware, and MODEL_CARD.md shows it."""
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    _, card = load_model(run / "best.safetensors")
+    card.extra["training"]["data"] = "/dev/shm/elsewhere/fer2013"  # where the GPU machine had it
+    card.extra["metrics"]["epoch"] = 3
+    save_model(load_model(run / "best.safetensors")[0], run / "best.safetensors", card, dtype=torch.float32)
+    rows = ["epoch,epoch_seconds,eval_seconds,cpu_seconds,images_per_s,precision,hardware",
+            "1,3600,360,7200,30,fp32,Some CPU", "2,3600,360,7200,34,fp32,Some CPU",
+            "3,10,1,90,3400,fp16-amp,NVIDIA H200 (CUDA)", "4,10,1,90,3400,fp16-amp,NVIDIA H200 (CUDA)"]
+    (run / "history.csv").write_text("\n".join(rows) + "\n")
+    # Without --data: the recorded path is missing here, and the error names it.
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "no"), "--faithfulness-faces", "0"]) == 2
+    assert "/dev/shm/elsewhere/fer2013" in capsys.readouterr().err
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--data", str(data_root),
+                 "--faithfulness-faces", "0"]) == 0
+    m = json.loads((dest_dir / "metrics.json").read_text())
+    assert m["num_images"] == 7 * PER_CLASS
+    compute = load_model(dest_dir / RELEASE_NAME)[1].extra["training"]["compute"]
+    assert compute["epochs"] == 3  # the shipped epoch's cost, not epoch 4's
+    assert [(p["hardware"], p["first_epoch"], p["last_epoch"]) for p in compute["parts"]] == [
+        ("Some CPU", 1, 2), ("NVIDIA H200 (CUDA)", 3, 3)]
+    assert compute["hours"] == pytest.approx(2.2 + 11 / 3600, abs=1e-3)
+    assert compute["cpu_hours"] == pytest.approx(4.025, abs=1e-3)
+    card_md = (dest_dir / "MODEL_CARD.md").read_text()
+    assert "| 1-2 | Some CPU | fp32 | 2.20 | 4.00 |" in card_md
+    assert "| 3-3 | NVIDIA H200 (CUDA) | fp16-amp | 0.00 | 0.03 |" in card_md
+    assert "/dev/shm" not in card_md
+
+
 def test_card_redraws_plots_and_model_card_from_the_release(tmp_path, data_root, capsys):
     run, dest_dir = tmp_path / "run", tmp_path / "weights"
     make_run(run, data_root)

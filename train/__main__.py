@@ -28,6 +28,7 @@ from train.config import TrainConfig, add_config_args, config_from_args, config_
 from train.data import load_split
 from train.engine import evaluate
 from train.metrics import plot_confusion, plot_history, plot_reliability
+from train.status import compute_summary
 
 RELEASE_NAME = "fer_vgg19.safetensors"
 # What export measures about the model it ships, beside the weights.
@@ -127,6 +128,11 @@ def cmd_card(args: argparse.Namespace) -> None:
             rows = list(csv.DictReader(fh))
         if rows and {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(rows[0]):
             plot_history(rows, to / "curves.png")
+    faith_path = to / "faithfulness.json"
+    if faith_path.is_file():  # the verdicts under the current rules (the measurements stay as measured)
+        from train.faithfulness import rederive
+
+        faith_path.write_text(json.dumps(rederive(json.loads(faith_path.read_text())), indent=2) + "\n")
     print(f"wrote {write_model_card(dest)} and the plots in {to}")
 
 
@@ -191,11 +197,14 @@ def cmd_export(args: argparse.Namespace) -> Path:
     training = card.extra.get("training", {})
     metrics = card.extra.get("metrics", {})
     data = args.data or training["data"]
+    # What the shipped epoch cost, by hardware (the run's history up to that epoch), for the card.
+    training["compute"] = compute_summary(run, metrics.get("epoch"))
     to.mkdir(parents=True, exist_ok=True)
     dest = to / RELEASE_NAME
     for stale in RELEASE_MEASUREMENTS:  # a previous model's measurements must not describe this one
         (to / stale).unlink(missing_ok=True)
-    save_model(model, dest, ModelCard.current(**{k: v for k, v in card.extra.items() if k != "calibration"}))  # fp16
+    extra = {k: v for k, v in card.extra.items() if k != "calibration"}
+    save_model(model, dest, ModelCard.current(**{**extra, "training": training}))  # fp16
     for name in ("history.csv", "curves.png"):
         if (run / name).is_file():
             shutil.copy2(run / name, to / name)

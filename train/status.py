@@ -113,6 +113,18 @@ def hardware_parts(rows: list[dict]) -> list[HardwarePart]:
     return parts
 
 
+def compute_summary(out: str | Path, up_to_epoch: int | None = None) -> dict:
+    """What a run's epochs 1..``up_to_epoch`` (default: all) cost, for the model card: the parts
+    of the run by hardware and precision, and the totals (training + evaluation wall-clock hours,
+    process CPU-hours). Empty parts when the run has no ``history.csv``."""
+    rows = [r for r in _read_history(Path(out)) if up_to_epoch is None or int(r["epoch"]) <= up_to_epoch]
+    parts = hardware_parts(rows)
+    rounded = [{**asdict(p), "images_per_s": round(p.images_per_s, 1), "hours": round(p.hours, 3),
+                "cpu_hours": round(p.cpu_hours, 3)} for p in parts]
+    return {"epochs": len(rows), "parts": rounded,
+            "hours": round(sum(p.hours for p in parts), 3), "cpu_hours": round(sum(p.cpu_hours for p in parts), 3)}
+
+
 def run_status(out: str | Path) -> RunStatus:
     out = Path(out)
     try:

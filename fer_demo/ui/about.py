@@ -60,6 +60,9 @@ and schools). Analyse only photos of people who agreed to it.
   (boxes and probabilities, no pixels) is deleted after {json_ttl} minutes. Everything left is
   deleted when the server stops.
 - The webcam is only switched on when you click it, and only the snapshot you take is sent.
+- A video (Video tab) is deleted from the server's disk once analysed; its frames are never written
+  to disk, only the annotated video and the CSV/JSON records you download, which are deleted by the
+  same clean-up as the other results.
 - The app itself loads no third-party fonts, analytics or trackers (a hosting page around it,
   such as a Hugging Face Space, has its own policies).
 
@@ -78,6 +81,11 @@ result = client.predict(
 )
 for face in result["faces"]:
     print(face["label"], face["confidence"], face["box"])
+
+# A video file (MP4, MOV or WebM): frames analysed per second (at most 10), CAM method or none.
+video = client.predict(handle_file("clip.mp4"), 5, "none", api_name="/predict_video")
+for record in video["records"]:  # one per face per analysed frame; faces keep their number
+    print(record["time"], record["face"], record["label"], record["probabilities"])
 ```
 """
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from fer_demo import limits
-from fer_demo.explain import CAM_METHODS
+from fer_demo.explain import CAM_METHODS, DEFAULT_CAM
 from fer_demo.io import ACCEPTED
 from fer_demo.model import EMOTIONS
 
 NO_CAM = "none"
 PREDICTED = "predicted"
-# The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
-# benchmarks/cam_faithfulness.py and the export; a test keeps the two in step).
-DEFAULT_CAM = "hirescam" if "hirescam" in CAM_METHODS else next(iter(CAM_METHODS), NO_CAM)
 CAM_HELP = (f"default {DEFAULT_CAM}: the method that measured most faithful on this model (Model page); "
             "'none' is fastest")
 CAM_CHOICES = [*CAM_METHODS, NO_CAM]

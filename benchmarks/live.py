@@ -1,0 +1,322 @@
+"""Live mode speed: the server's frame rate, and glass-to-glass latency in Chromium's fake webcam.
+
+    python benchmarks/live.py                          # both parts: 60 frames each way, 70 s of streaming
+    python benchmarks/live.py --frames 100 --seconds 60 --json live.json
+    python benchmarks/live.py --skip-browser           # the server part only
+
+(a) Server: the Live tab's handler (``fer_demo.ui.live_tab.LiveHandler``: analyse, draw, JPEG, HTML)
+on a 640x480 frame of examples/astronaut.jpg (one face), labels only and with the CAM overlay;
+frames/s and ms per frame (mean over ``--frames``, the detector on every
+``limits.LIVE_DETECT_EVERY``-th frame as in the app), and the plot's share of it.
+
+(b) Browser: ``app.py`` runs as it does on a Space; Debian's Chromium (headless) opens the Live tab
+with a fake webcam playing a Y4M video of the astronaut whose bottom strip carries the frame's
+number as 14 black/white cells (``write_counter_y4m``). For every annotated frame shown, the page
+reads the number in it and the number the camera is showing at that moment: their difference is
+the glass-to-glass latency (camera frame to its annotated frame on screen) at the video's frame
+interval (50 ms). Reports median and p90 latency, first vs last third (it must not grow), the
+frames shown per second and the frames the browser sent (POSTs to ``/stream/``). Meanwhile another
+visitor sends a photo to ``/predict`` every 2 s: its latency alone (5 before the stream) and while
+someone streams.
+
+Run it on an otherwise idle machine; the numbers move with the CPU's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# The counter strip: CELLS cells across the bottom STRIP_PX rows; the first cell is always white and
+# the last always black (they tell a mirrored frame), the 14 between are the frame number's bits.
+CELLS, STRIP_PX = 16, 24
+VIDEO_FPS, VIDEO_FRAMES = 20, 100  # a 5 s loop (46 MB): latencies up to 5 s are read unambiguously
+
+
+def counter_frame(base: np.ndarray, n: int) -> np.ndarray:
+    """``base`` (uint8 H x W x 3) with frame number ``n`` (< 2**14) in its bottom strip."""
+    frame = base.copy()
+    h, w = frame.shape[:2]
+    bits = [1] + [(n >> (CELLS - 3 - i)) & 1 for i in range(CELLS - 2)] + [0]
+    for i, bit in enumerate(bits):
+        frame[h - STRIP_PX:, i * w // CELLS:(i + 1) * w // CELLS] = 255 if bit else 0
+    return frame
+
+
+def write_counter_y4m(photo: Path, dest: Path, width: int = 640, height: int = 480, fps: int = VIDEO_FPS,
+                      frames: int = VIDEO_FRAMES) -> np.ndarray:
+    """A YUV4MPEG2 (4:2:0, JPEG range) video for Chromium's fake webcam: ``photo`` scaled to fit
+    against the left edge of a gray frame, frame ``n`` numbered in its bottom strip. Returns frame 0 (RGB)."""
+    im = Image.open(photo).convert("RGB")
+    im.thumbnail((width, height))
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(im, (0, (height - im.height) // 2))
+    base = np.asarray(canvas)
+    with open(dest, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for n in range(frames):
+            y, cb, cr = Image.fromarray(counter_frame(base, n)).convert("YCbCr").split()
+            half = (width // 2, height // 2)
+            fh.write(b"FRAME\n" + y.tobytes() + cb.resize(half, Image.Resampling.BILINEAR).tobytes()
+                     + cr.resize(half, Image.Resampling.BILINEAR).tobytes())
+    return counter_frame(base, 0)
+
+
+# Installed before the page loads: count the frames the browser posts to the stream.
+COUNT_SENT_JS = """
+window.__live = {sent: [], shown: []};
+const fetch0 = window.fetch;
+window.fetch = function (input, init) {
+  const u = typeof input === 'string' ? input : (input && input.url) || '';
+  if (u.includes('/stream/') && !u.endsWith('/close')) window.__live.sent.push(performance.now());
+  return fetch0.apply(this, arguments);
+};
+"""
+# Installed once the Live tab is open: for every new annotated frame, the numbers in it and in the camera.
+WATCH_JS = """
+([cells, strip]) => {
+  const W = window.__live;
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  function read(src, w, h) {
+    if (!w || !h) return -1;
+    canvas.width = w; canvas.height = h;
+    ctx.drawImage(src, 0, 0, w, h);
+    const row = ctx.getImageData(0, h - Math.round(strip / 2), w, 1).data;
+    let bits = [];
+    for (let i = 0; i < cells; i++) {
+      const x = Math.floor((i + 0.5) * w / cells);
+      bits.push(row[4 * x] + row[4 * x + 1] + row[4 * x + 2] > 384 ? 1 : 0);
+    }
+    if (!(bits[0] === 1 && bits[cells - 1] === 0)) bits = bits.reverse();
+    if (!(bits[0] === 1 && bits[cells - 1] === 0)) return -1;
+    let n = 0;
+    for (let i = 1; i < cells - 1; i++) n = 2 * n + bits[i];
+    return n;
+  }
+  const target = document.querySelector('#live-frame');
+  let last = null;  // the frame number (data-frame) last recorded; Gradio may patch the same <img>
+  new MutationObserver(() => {
+    const box = target.querySelector('.fer-live-frame');
+    const img = box && box.querySelector('img');
+    if (!img || box.dataset.frame === last) return;
+    last = box.dataset.frame;
+    const frame = Number(last);
+    img.decode().then(() => {
+      const t = performance.now();
+      const video = document.querySelector('#live-webcam video');
+      W.shown.push({t, frame, shown: read(img, img.naturalWidth, img.naturalHeight),
+                    live: video ? read(video, video.videoWidth, video.videoHeight) : -1});
+    }).catch(() => {});
+  }).observe(target, {childList: true, subtree: true, attributes: true, characterData: true});
+}
+"""
+
+
+def server_rate(predictor, frames: int, show_cam: bool) -> dict:
+    """The Live handler's mean time per 640x480 one-face frame (after a few warm-up frames)."""
+    from types import SimpleNamespace
+
+    from fer_demo.live import LiveSession, LiveSessions
+    from fer_demo.ui import live_tab
+
+    ticks = iter(np.arange(0, 1e6, 0.1))  # stream time: 10 frames/s, however fast this runs
+    handler = live_tab.LiveHandler(predictor, LiveSessions(lambda: LiveSession(predictor,
+                                                                               clock=lambda: float(next(ticks)))))
+    frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((640, 480)))
+    request = SimpleNamespace(session_hash="benchmark")
+    for _ in range(6):
+        handler(frame, show_cam, 0, request)
+    session = handler.sessions.get("benchmark")
+    plot_s, times = 0.0, []
+    for _ in range(frames):
+        start = time.perf_counter()
+        live = session.process(frame, show_cam=show_cam)
+        live_tab.frame_html(live), live_tab.status_text(live)
+        mid = time.perf_counter()
+        live_tab.face_html(live)
+        end = time.perf_counter()
+        times.append(end - start)
+        plot_s += end - mid
+        assert live is not None and len(live.result.faces) == 1
+    mean = statistics.fmean(times)
+    return {"mode": "labels + CAM" if show_cam else "labels", "frames": frames, "ms_per_frame": round(1000 * mean, 1),
+            "p90_ms": round(1000 * float(np.percentile(times, 90)), 1), "frames_per_s": round(1 / mean, 1),
+            "face_panel_ms": round(1000 * plot_s / frames, 2)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int) -> subprocess.Popen:
+    env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    proc.kill()
+    raise RuntimeError("app.py did not answer within 300 s")
+
+
+def start_streaming(page, ui_ms: int = 60_000) -> None:
+    """On a page showing the app: open the Live tab, allow the (fake) webcam, press Record."""
+    page.get_by_role("tab", name="Live").click()
+    webcam = page.locator("#live-webcam")
+    webcam.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("() => { const v = document.querySelector('#live-webcam video');"
+                           " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=ui_ms)
+    webcam.locator("button[aria-label='capture photo']").click()  # "Record" when streaming
+
+
+def photo_latencies(url: str, stop: threading.Event | None = None, every_s: float = 2.0, count: int = 5) -> list[float]:
+    """Seconds per ``/predict`` of the astronaut photo (Grad-CAM): one every ``every_s`` until ``stop``
+    is set, or ``count`` in a row without ``stop``."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    times: list[float] = []
+    while (not stop.is_set()) if stop is not None else len(times) < count:
+        start = time.perf_counter()
+        client.predict(handle_file(str(ASTRONAUT)), "gradcam", "predicted", "none", api_name="/predict")
+        times.append(time.perf_counter() - start)
+        if stop is not None:
+            stop.wait(every_s)
+    return times
+
+
+def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHROMIUM, photos: bool = True) -> dict:
+    """Stream for ``seconds`` from the fake webcam playing ``video``; latency and rates as the page sees them.
+
+    With ``photos``, another visitor sends a photo to ``/predict`` every 2 s meanwhile (and 5 times before
+    the stream, for comparison): photo latency alone and while someone streams.
+    """
+    from playwright.sync_api import sync_playwright
+
+    alone = photo_latencies(url) if photos else []
+    stop, during = threading.Event(), []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+            context.add_init_script(COUNT_SENT_JS)
+            page = context.new_page()
+            page.goto(url)
+            page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
+            start_streaming(page)
+            page.evaluate(WATCH_JS, [CELLS, STRIP_PX])
+            t0 = page.evaluate("performance.now()")
+            if photos:
+                other = threading.Thread(target=lambda: during.extend(photo_latencies(url, stop)))
+                other.start()
+            time.sleep(seconds)
+            data = page.evaluate("window.__live")
+        finally:
+            if photos:
+                stop.set()
+                other.join()
+            browser.close()
+    shown = [s for s in data["shown"] if s["t"] >= t0]
+    sent = [t for t in data["sent"] if t >= t0]
+    read = [s for s in shown if s["shown"] >= 0 and s["live"] >= 0]
+    frame_ms = 1000 / VIDEO_FPS
+    lat = [((s["live"] - s["shown"]) % VIDEO_FRAMES) * frame_ms for s in read]
+    third = max(1, len(lat) // 3)
+    span_s = (shown[-1]["t"] - shown[0]["t"]) / 1000 if len(shown) > 1 else float("nan")
+    return {"seconds": seconds, "frames_sent": len(sent), "sent_per_s": round(len(sent) / seconds, 2),
+            "frames_shown": len(shown), "shown_per_s": round((len(shown) - 1) / span_s, 2) if len(shown) > 1 else 0,
+            "latency_frames_read": len(lat),
+            "latency_median_ms": round(statistics.median(lat)) if lat else None,
+            "latency_p90_ms": round(float(np.percentile(lat, 90))) if lat else None,
+            "latency_first_third_median_ms": round(statistics.median(lat[:third])) if lat else None,
+            "latency_last_third_median_ms": round(statistics.median(lat[-third:])) if lat else None,
+            "photo_alone_median_ms": round(1000 * statistics.median(alone)) if alone else None,
+            "photo_while_streaming_median_ms": round(1000 * statistics.median(during)) if photos and during else None,
+            "photo_while_streaming_max_ms": round(1000 * max(during)) if photos and during else None}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=60, help="frames per server measurement")
+    # 70 s: past the end of the first 60 s turn (limits.LIVE_TIME_LIMIT_S), where the stream rejoins the queue.
+    ap.add_argument("--seconds", type=float, default=70, help="seconds of streaming in the browser")
+    ap.add_argument("--skip-browser", action="store_true", help="only the server-side frame rate")
+    ap.add_argument("--no-photos", action="store_true", help="no photo requests beside the stream")
+    ap.add_argument("--threads", type=int, help="torch threads for (a) (default: torch's default)")
+    ap.add_argument("--url", help="an app already running (default: start app.py on a free port)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from fer_demo import limits
+    from fer_demo.pipeline import Predictor
+
+    results: dict = {"threads": torch.get_num_threads(), "detect_every": limits.LIVE_DETECT_EVERY,
+                     "stream_every_s": limits.LIVE_STREAM_EVERY_S, "server": []}
+    predictor = Predictor(weights_path=ROOT / "weights" / "fer_vgg19.safetensors")
+    for show_cam in (False, True):
+        results["server"].append(server_rate(predictor, args.frames, show_cam))
+    del predictor
+    print("| server, 640x480, one face | ms/frame | p90 ms | frames/s | bars+plot ms |\n|---|---:|---:|---:|---:|")
+    for r in results["server"]:
+        print(f"| {r['mode']} | {r['ms_per_frame']} | {r['p90_ms']} | {r['frames_per_s']} | {r['face_panel_ms']} |")
+    if not args.skip_browser:
+        with tempfile.TemporaryDirectory() as tmp:
+            video = Path(tmp) / "counter.y4m"
+            write_counter_y4m(ASTRONAUT, video)
+            proc = None if args.url else start_app(port := free_port())
+            try:
+                url = args.url or f"http://localhost:{port}/"
+                results["browser"] = b = browser_latency(url, video, args.seconds, photos=not args.no_photos)
+            finally:
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(30)
+        print(f"\nbrowser, {b['seconds']:.0f} s: {b['frames_sent']} frames sent ({b['sent_per_s']}/s), "
+              f"{b['frames_shown']} shown ({b['shown_per_s']}/s); glass-to-glass latency median "
+              f"{b['latency_median_ms']} ms, p90 {b['latency_p90_ms']} ms (first third {b['latency_first_third_median_ms']}"
+              f" ms, last third {b['latency_last_third_median_ms']} ms; {b['latency_frames_read']} frames read)")
+        if b.get("photo_alone_median_ms"):
+            print(f"a photo on /predict (Grad-CAM): {b['photo_alone_median_ms']} ms alone, "
+                  f"{b['photo_while_streaming_median_ms']} ms (max {b['photo_while_streaming_max_ms']} ms) "
+                  "while someone streams")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

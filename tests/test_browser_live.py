@@ -1,0 +1,90 @@
+"""The Live tab in a real browser: Chromium's fake webcam streams a numbered video of the astronaut.
+
+The server, browser and helpers are tests/test_browser.py's; the video and the way to start
+streaming are benchmarks/live.py's (its frames carry their number, so every frame differs).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from test_browser import (  # noqa: F401
+    ASTRONAUT,
+    FIRST_RESULT_MS,
+    UI_MS,
+    chromium,
+    launch,
+    playwright_instance,
+    upload,
+    url,
+    visit,
+    wait_for_result,
+)
+
+from benchmarks.live import start_streaming, write_counter_y4m
+from fer_demo.model import EMOTIONS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
+
+
+def shown_frame(page) -> int | None:
+    """The number (``data-frame``) of the annotated frame on screen; None before the first."""
+    value = page.evaluate("() => { const e = document.querySelector('#live-frame .fer-live-frame');"
+                          " return e ? e.dataset.frame : null; }")
+    return None if value is None else int(value)
+
+
+def frames_seen(page, n: int, timeout_s: float) -> list[int]:
+    """Poll the shown frame until ``n`` different ones were seen (or ``timeout_s`` passed)."""
+    seen: list[int] = []
+    end = time.monotonic() + timeout_s
+    while len(seen) < n and time.monotonic() < end:
+        frame = shown_frame(page)
+        if frame is not None and (not seen or frame != seen[-1]):
+            seen.append(frame)
+        time.sleep(0.05)
+    return seen
+
+
+def test_live_stream_answers_labelled_frames_while_photos_are_still_served(
+        playwright_instance, chromium, url, artifacts, tmp_path):  # noqa: F811 (test_browser's fixtures)
+    video = tmp_path / "counter.y4m"
+    write_counter_y4m(ASTRONAUT, video, frames=40)
+    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
+                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Live").wait_for(timeout=UI_MS)
+        start_streaming(page, UI_MS)
+        page.locator("#live-frame .fer-live-frame").wait_for(timeout=FIRST_RESULT_MS)
+        seen = frames_seen(page, 5, FIRST_RESULT_MS / 1000)
+        assert len(seen) >= 5 and seen == sorted(seen), seen  # new frames keep coming, in order
+        alt = page.locator("#live-frame img").get_attribute("alt")
+        assert re.fullmatch(r"face \d+: \w+ \d+%", alt), alt  # one face, boxed and labelled
+        assert page.locator("#live-frame img").evaluate("e => e.src.startsWith('data:image/jpeg')")
+        face = page.locator("#live-face").inner_text()
+        assert all(e in face for e in EMOTIONS), face  # the bars
+        assert page.locator("#live-face svg polyline").count() == len(EMOTIONS)  # the plot
+        assert "frames/s answered" in page.locator("#live-status").inner_text()
+        page.screenshot(path=str(artifacts / "app_live.png"), full_page=True)
+
+        # Another visitor's photo is analysed while this one streams (separate concurrency groups).
+        other, photo_page = visit(browser, url)
+        upload(photo_page, ASTRONAUT)
+        assert len(wait_for_result(photo_page)["faces"]) == 1
+        other.close()
+        assert len(frames_seen(page, 2, FIRST_RESULT_MS / 1000)) == 2  # and the stream still runs
+
+        # Stop: no new frame comes after a moment.
+        page.locator("#live-webcam button[aria-label='capture photo']").click()
+        time.sleep(2)
+        last = shown_frame(page)
+        time.sleep(3)
+        assert shown_frame(page) == last
+        context.close()
+    finally:
+        browser.close()
