@@ -399,15 +399,21 @@ def test_about_page_has_limits_responsible_use_and_client_snippet(page):
     assert f'Client("{served}")' in text, (served, text[text.find("Client("):][:80])
 
 
+def fake_camera_page(playwright_instance, chromium: Path, url: str, video: Path):
+    """A Chromium whose webcam plays ``video`` (Y4M), with camera permission: (browser, context, page)."""
+    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
+                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    page.goto(url)
+    return browser, context, page
+
+
 def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifacts, tmp_path):
     video = tmp_path / "astronaut.y4m"
     write_y4m(ASTRONAUT, video)  # astronaut against the LEFT edge of a 640x480 frame
-    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
-                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
+    browser, context, page = fake_camera_page(playwright_instance, chromium, url, video)
     try:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-        page = context.new_page()
-        page.goto(url)
         ready(page)
         page.locator("#photo button[aria-label='Capture from camera']").click()
         page.get_by_text("Click to Access Webcam").click()

@@ -15,7 +15,7 @@ from test_browser import (  # noqa: F401
     FIRST_RESULT_MS,
     UI_MS,
     chromium,
-    launch,
+    fake_camera_page,
     playwright_instance,
     upload,
     url,
@@ -52,12 +52,8 @@ def test_live_stream_answers_labelled_frames_while_photos_are_still_served(
         playwright_instance, chromium, url, artifacts, tmp_path):  # noqa: F811 (test_browser's fixtures)
     video = tmp_path / "counter.y4m"
     write_counter_y4m(ASTRONAUT, video, frames=40)
-    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
-                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
+    browser, context, page = fake_camera_page(playwright_instance, chromium, url, video)
     try:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-        page = context.new_page()
-        page.goto(url)
         page.get_by_role("tab", name="Live").wait_for(timeout=UI_MS)
         start_streaming(page, UI_MS)
         page.locator("#live-frame .fer-live-frame").wait_for(timeout=FIRST_RESULT_MS)
