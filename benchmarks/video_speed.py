@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
@@ -37,7 +36,7 @@ from fer_demo import limits
 from fer_demo.frames import FrameAnalyzer, annotate_frame
 from fer_demo.pipeline import Predictor
 from fer_demo.ui.options import DEFAULT_CAM
-from fer_demo.video import analyze_video
+from fer_demo.video import AnnotatedWriter, analyze_video
 
 EXAMPLES = ROOT / "examples"
 WIDTH, HEIGHT = 640, 480
@@ -73,14 +72,10 @@ def moving_face_frames(n: int, seconds: float) -> list[np.ndarray]:
 
 
 def write_clip(path: Path, seconds: float = 10.0, rate: int = 25) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate, options={"preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for frame in moving_face_frames(int(seconds * rate), seconds):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    """An H.264 clip of ``moving_face_frames`` at ``rate`` frames/s (the app's own video writer)."""
+    with AnnotatedWriter(path, rate) as writer:
+        for i, frame in enumerate(moving_face_frames(int(seconds * rate), seconds)):
+            writer.write(frame, i / rate)
     return path
 
 

@@ -142,6 +142,14 @@ def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def check_rgb(image, what: str = "image") -> np.ndarray:
+    """``image`` as a uint8 (H, W, 3) RGB array; ``ValueError`` naming ``what`` if it is not one."""
+    rgb = np.asarray(image)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"{what} must be uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}")
+    return rgb
+
+
 def align_face(image: Image.Image | np.ndarray, face: Face, display_size: int = DISPLAY_SIZE) -> AlignedFace:
     """Cut ``face`` out of ``image`` with FER2013's framing (see the module docstring).
 
@@ -156,9 +164,7 @@ def align_face(image: Image.Image | np.ndarray, face: Face, display_size: int = 
     """
     if display_size % FACE_SIZE:
         raise ValueError(f"display_size={display_size} must be a multiple of {FACE_SIZE}")
-    rgb_image = np.asarray(image)
-    if rgb_image.dtype != np.uint8 or rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
-        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {rgb_image.dtype} {rgb_image.shape}")
+    rgb_image = check_rgb(image)
     matrix = alignment_matrix(face.landmarks, FACE_SIZE)
     k = display_size // FACE_SIZE
     # 48-frame px -> display px, centre-aligned: u' = (u + 0.5) * k - 0.5

@@ -24,6 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fer_demo.align import check_rgb
+from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
 from fer_demo.track import FaceTracker
@@ -31,14 +33,17 @@ from fer_demo.track import FaceTracker
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
 # about three times a second, and 4 frames in 5 cost only the classification (~25-35 ms).
 DETECT_EVERY = 5
-# One colour per track id (Okabe-Ito palette, readable by colour-blind viewers; RGB).
-TRACK_COLORS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66),
-                (0, 114, 178), (213, 94, 0), (204, 121, 167))
+
+
+def track_colour(track_id: int) -> str:
+    """The colour ("#RRGGBB") of a track's box and tag: the same id, the same colour, in every frame,
+    and the colour a photo's face of that number gets (``FACE_COLOURS``)."""
+    return FACE_COLOURS[(int(track_id) - 1) % len(FACE_COLOURS)]
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
-    """The RGB colour of a track's box and tag (the same id, the same colour, in every frame)."""
-    return TRACK_COLORS[(int(track_id) - 1) % len(TRACK_COLORS)]
+    """``track_colour`` as an (R, G, B) tuple, for drawing with OpenCV."""
+    return rgb(track_colour(track_id))
 
 
 @dataclass(eq=False)
@@ -62,6 +67,12 @@ class FrameFace:
     raw_probabilities: np.ndarray
     label: str
     heatmap: np.ndarray | None = None
+
+    @property
+    def area(self) -> float:
+        """The box's area in square pixels."""
+        x1, y1, x2, y2 = self.box
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
     def to_dict(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
         """JSON-ready: track_id, box, label, probabilities {class: p} (smoothed), no pixels.
@@ -105,13 +116,11 @@ class FrameResult:
         Empty when the frame has no face. The probabilities are the smoothed ones, one key per class.
         """
         classes = self.classes or None
-        return [{"frame": int(self.index), "time": round(float(self.t), 3), **_renamed(f.to_dict(classes))}
-                for f in self.faces]
-
-
-def _renamed(d: dict[str, Any]) -> dict[str, Any]:
-    d["face"] = d.pop("track_id")
-    return {"face": d["face"], "box": d["box"], "label": d["label"], "probabilities": d["probabilities"]}
+        records = []
+        for face in self.faces:
+            d = face.to_dict(classes)
+            records.append({"frame": int(self.index), "time": round(float(self.t), 3), "face": d.pop("track_id"), **d})
+        return records
 
 
 class FrameAnalyzer:
@@ -180,10 +189,7 @@ class FrameAnalyzer:
         Raises:
             ValueError: a frame is not uint8 (H, W, 3), or the lengths differ.
         """
-        arrays = [np.asarray(f) for f in frames]
-        for frame in arrays:
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f"frame must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
+        arrays = [check_rgb(f, "frame") for f in frames]
         if len(times) != len(arrays) or (indices is not None and len(indices) != len(arrays)):
             raise ValueError(f"{len(arrays)} frames but {len(times)} times"
                              + ("" if indices is None else f" and {len(indices)} indices"))
@@ -193,7 +199,8 @@ class FrameAnalyzer:
             start = time.perf_counter()
             detected = self._detection_due(times[i], self._since_detect)
             if detected:
-                self._faces = self.predictor.detector.detect(np.ascontiguousarray(arrays[i]))[: self.predictor.max_faces]
+                found = self.predictor.detector.detect(np.ascontiguousarray(arrays[i]))
+                self._faces = found[: self.predictor.max_faces]
                 self._since_detect, self._detect_t = 0, float(times[i])
             else:
                 self._since_detect += 1

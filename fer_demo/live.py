@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from fer_demo import limits
+from fer_demo.align import check_rgb
 from fer_demo.explain import DEFAULT_CAM
 from fer_demo.frames import FrameAnalyzer, FrameFace, FrameResult, annotate_frame
 from fer_demo.track import FaceTracker
@@ -111,11 +112,6 @@ class LiveFrame:
     elapsed: float
 
 
-def box_area(face: FrameFace) -> float:
-    x1, y1, x2, y2 = face.box
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
-
-
 def pick_face(faces: Sequence[FrameFace], track_id: int | None = None) -> FrameFace | None:
     """The face with ``track_id`` if it is in view, else the largest; None when ``faces`` is empty."""
     if not faces:
@@ -124,7 +120,7 @@ def pick_face(faces: Sequence[FrameFace], track_id: int | None = None) -> FrameF
         chosen = next((f for f in faces if f.track_id == int(track_id)), None)
         if chosen is not None:
             return chosen
-    return max(faces, key=box_area)
+    return max(faces, key=lambda f: f.area)
 
 
 def fit_frame(frame: np.ndarray, max_side: int) -> np.ndarray:
@@ -195,9 +191,7 @@ class LiveSession:
         Raises:
             ValueError: ``frame`` is not uint8 (H, W, 3).
         """
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"a webcam frame must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
+        frame = check_rgb(frame, "a webcam frame")
         t = self.clock() if t is None else float(t)
         self.last_seen = max(self.last_seen, t)
         if not self.gate.enter(t):

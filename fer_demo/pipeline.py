@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from fer_demo import limits
-from fer_demo.align import AlignedFace, align_face
+from fer_demo.align import AlignedFace, align_face, check_rgb
 from fer_demo.calibration import is_close_call
 from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
@@ -315,10 +315,7 @@ class Predictor:
             ValueError: as ``analyze_faces``.
         """
         cam = self._check_options(cam, target, tta)
-        frames = [np.asarray(im) for im in images]
-        for rgb in frames:
-            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}")
+        frames = [check_rgb(im) for im in images]
         faces = list(faces)
         flat = self._analyze_faces([(rgb, f) for rgb in frames for f in faces], cam, target, tta, overlays)
         n = len(faces)

@@ -29,7 +29,8 @@ import av
 import numpy as np
 
 from fer_demo import limits
-from fer_demo.frames import FrameAnalyzer, FrameResult, annotate_frame, track_color
+from fer_demo.colours import expression_colour
+from fer_demo.frames import FrameAnalyzer, FrameResult, annotate_frame, track_colour
 from fer_demo.io import checked_size
 
 # FFmpeg demuxer names this module accepts ("mov,mp4,..." reads MP4 and MOV, "matroska,webm" WebM and MKV).
@@ -374,13 +375,12 @@ class VideoAnalysis:
         from matplotlib.figure import Figure
 
         tracks = self.tracks()
-        area = {f.track_id: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for fr in self.frames for f in fr.faces}
+        area = {f.track_id: f.area for fr in self.frames for f in fr.faces}
         shown = sorted(tracks, key=lambda k: (-len(tracks[k]), -area.get(k, 0)))[:max_faces]
         shown.sort()
         rows = max(1, len(shown))
         fig = Figure(figsize=(8, 1.2 + 1.9 * rows), layout="constrained")
         axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-        colors = ("#D55E00", "#8C564B", "#7F7F7F", "#E69F00", "#0072B2", "#009E73", "#000000")
         end = max(self.info.duration, self.frames[-1].t if self.frames else 0.0, 1e-3)
         if not shown:
             axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
@@ -388,9 +388,9 @@ class VideoAnalysis:
             times = [t for t, _ in tracks[tid]]
             probs = np.array([p for _, p in tracks[tid]])
             for k, name in enumerate(self.classes):
-                ax.plot(times, probs[:, k], ".-" if len(times) < 3 else "-", color=colors[k % len(colors)],
+                ax.plot(times, probs[:, k], ".-" if len(times) < 3 else "-", color=expression_colour(name, k),
                         label=name, linewidth=1.6, markersize=4)
-            ax.set_title(f"face {tid}", loc="right", fontsize=10, color=np.array(track_color(tid)) / 255)
+            ax.set_title(f"face {tid}", loc="right", fontsize=10, color=track_colour(tid))
             ax.set_ylabel("probability")
         for ax in axes:
             ax.set_ylim(0, 1)

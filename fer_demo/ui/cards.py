@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import cv2
@@ -23,13 +24,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fer_demo.calibration import CLOSE_CALL_MARGIN
+from fer_demo.colours import FACE_COLOURS
 from fer_demo.ui.render import DISPLAY_MAX_SIDE, cam_caption, has_evidence
 
 if TYPE_CHECKING:
     from fer_demo.pipeline import FaceResult, Prediction
 
-# Okabe-Ito: told apart with the common colour-vision deficiencies; cycled past seven faces.
-FACE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442")
 # The heatmaps' default opacity over the face (the page's slider changes it, 0-100).
 DEFAULT_OPACITY = 55
 # The photo region next to the face is sent at most this many pixels on its longer side.
@@ -147,16 +147,22 @@ def _region_views(prediction: Prediction, face: FaceResult, n: int) -> tuple[str
             _img(data_uri(rgba), f"heatmap of face {n} on the photo", "fer-heat"))
 
 
-def _bars(face: FaceResult) -> str:
+def bars_html(probabilities: Iterable[tuple[str, float]], label: str, digits: int = 1) -> str:
+    """One bar per (class, probability), in the order given, ``label``'s in bold; the bar colour is
+    the enclosing element's ``--fer-face``. Used by the photo's cards and the live face."""
     rows = []
-    for name, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1]):
-        top = ' class="fer-top"' if name == face.label else ""
+    for name, p in probabilities:
+        top = ' class="fer-top"' if name == label else ""
         pct = 100 * float(p)
         rows.append(f'<span{top}>{html.escape(name)}</span>'
                     f'<span class="fer-track" role="img" aria-label="{html.escape(name)} {pct:.1f}%">'
                     f'<span class="fer-fill" style="width:{pct:.1f}%"></span></span>'
-                    f'<span class="fer-pct">{pct:.1f}%</span>')
+                    f'<span class="fer-pct">{pct:.{digits}f}%</span>')
     return f'<div class="fer-bars">{"".join(rows)}</div>'
+
+
+def _bars(face: FaceResult) -> str:
+    return bars_html(sorted(face.probabilities.items(), key=lambda kv: -kv[1]), face.label)
 
 
 def face_card_html(prediction: Prediction, index: int, cam: str | None) -> str:

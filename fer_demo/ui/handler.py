@@ -8,7 +8,6 @@ short while.
 from __future__ import annotations
 
 import atexit
-import html
 import json
 import logging
 import shutil
@@ -27,7 +26,7 @@ from fer_demo.monitor import MonitorLog
 from fer_demo.ui.cards import cards_html, photo_html
 from fer_demo.ui.options import (CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN, NO_CAM, NO_PHOTO_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
-from fer_demo.ui.render import format_summary, probability_table, result_dict
+from fer_demo.ui.render import error_html, format_summary, probability_table, result_dict
 from fer_demo.uploads import RecentUploads, discard
 
 if TYPE_CHECKING:  # the handler only needs the Predictor's interface; app.main builds one
@@ -100,8 +99,7 @@ class Outputs:
     @classmethod
     def error(cls, message: str, heading: str | None = "Could not analyse this photo.") -> "Outputs":
         """A request that could not be analysed: the message in the summary, every other output empty."""
-        head = f"<strong>{html.escape(heading)}</strong> " if heading else ""
-        return cls.empty(f'<div class="fer-error" role="alert">{head}{html.escape(message)}</div>')
+        return cls.empty(error_html(message, heading))
 
 
 class AnalyzeHandler:

@@ -24,7 +24,8 @@ import gradio as gr
 import numpy as np
 
 from fer_demo import limits
-from fer_demo.frames import track_color
+from fer_demo.colours import expression_colour
+from fer_demo.frames import track_colour
 from fer_demo.live import (
     HISTORY_S,
     LIVE_CAM,
@@ -34,15 +35,12 @@ from fer_demo.live import (
     LiveSession,
     LiveSessions,
 )
+from fer_demo.ui.cards import bars_html
 
 # The concurrency group of live streams (the photo analyses use "inference").
 LIVE_CONCURRENCY_ID = "live"
 # JPEG quality of the frames sent back: ~35 KB for a 640x480 frame, ~3 ms to encode.
 JPEG_QUALITY = 80
-# One colour per expression in the plot (Okabe-Ito and gray), the same in every frame.
-EXPRESSION_COLOURS = {"angry": "#D55E00", "disgust": "#009E73", "fear": "#CC79A7", "happy": "#E69F00",
-                      "sad": "#0072B2", "surprise": "#56B4E9", "neutral": "#7F7F7F"}
-OTHER_COLOURS = ("#000000", "#F0E442", "#999933", "#882255")
 PLOT_W, PLOT_H = 360, 130
 
 LIVE_CSS = """
@@ -96,10 +94,6 @@ def jpeg_data_uri(image: np.ndarray, quality: int = JPEG_QUALITY) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def expression_colour(name: str, index: int) -> str:
-    return EXPRESSION_COLOURS.get(name, OTHER_COLOURS[index % len(OTHER_COLOURS)])
-
-
 def frame_html(frame: LiveFrame) -> str:
     """The annotated frame as an ``<img>`` (alt: every face's tag); ``data-frame`` counts the frames."""
     faces = frame.result.faces
@@ -141,22 +135,14 @@ def face_html(frame: LiveFrame) -> str:
     if face is None:
         return f'<div class="fer-live-face"><p>{NO_FACE_TEXT}</p></div>'
     classes = frame.classes
-    colour = "#{:02X}{:02X}{:02X}".format(*track_color(face.track_id))
-    rows = []
-    for name, p in zip(classes, face.probabilities):
-        pct = 100 * float(p)
-        top = ' class="fer-top"' if name == face.label else ""
-        rows.append(f'<span{top}>{html.escape(name)}</span>'
-                    f'<span class="fer-track" role="img" aria-label="{html.escape(name)} {pct:.1f}%">'
-                    f'<span class="fer-fill" style="width:{pct:.1f}%"></span></span>'
-                    f'<span class="fer-pct">{pct:.0f}%</span>')
+    colour = track_colour(face.track_id)
     legend = "".join(f'<span><i style="background:{expression_colour(n, k)}"></i>{html.escape(n)}</span>'
                      for k, n in enumerate(classes))
     more = f" ({len(frame.result.faces)} faces in view)" if len(frame.result.faces) > 1 else ""
     return (f'<div class="fer-live-face" style="--fer-face:{colour}" data-face="{face.track_id}">'
             f'<header><span class="fer-badge">{face.track_id}</span>'
             f'<span class="fer-verdict">{html.escape(face.label)}</span><span class="fer-sub">{more}</span></header>'
-            f'<div class="fer-bars">{"".join(rows)}</div>'
+            f'{bars_html(zip(classes, face.probabilities), face.label, digits=0)}'
             f'{plot_svg(frame.history, frame.result.t, classes)}'
             f'<div class="fer-live-legend">{legend}</div>'
             f'<div class="fer-sub">the last {HISTORY_S:g} s, smoothed</div></div>')

@@ -7,6 +7,7 @@ Pure functions (numpy, PIL, pandas; no Gradio), unit-tested without a server.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
 
 # The photo with its boxes is shown at most this many pixels on its longer side.
 DISPLAY_MAX_SIDE = 1280
+
+
+def error_html(message: str, heading: str | None = None) -> str:
+    """A request that could not be analysed, said once in the page's summary (``fer-error``)."""
+    head = f"<strong>{html.escape(heading)}</strong> " if heading else ""
+    return f'<div class="fer-error" role="alert">{head}{html.escape(message)}</div>'
 
 
 def face_caption(index: int, face: FaceResult) -> str:

@@ -22,6 +22,7 @@ from fer_demo import limits
 from fer_demo.explain import CAM_METHODS
 from fer_demo.ui.handler import ResultFiles
 from fer_demo.ui.options import NO_CAM
+from fer_demo.ui.render import error_html
 from fer_demo.uploads import discard
 from fer_demo.video import (
     ACCEPTED,
@@ -48,9 +49,7 @@ LIMITS_TEXT = (
 )
 
 
-def error_html(message: str, heading: str | None = "Could not analyse this video.") -> str:
-    head = f"<strong>{html.escape(heading)}</strong> " if heading else ""
-    return f'<div class="fer-error" role="alert">{head}{html.escape(message)}</div>'
+ERROR_HEADING = "Could not analyse this video."
 
 
 class VideoHandler:
@@ -113,7 +112,7 @@ class VideoHandler:
                  progress=gr.Progress()) -> tuple:
         """The page: (annotated video, timeline figure, [CSV, JSON] files, summary HTML)."""
         if video is None:
-            return None, None, None, error_html(NO_VIDEO_TEXT, heading=None)
+            return None, None, None, error_html(NO_VIDEO_TEXT)
 
         def report(fraction: float) -> None:
             progress(fraction, desc="Analysing frames")
@@ -121,7 +120,7 @@ class VideoHandler:
         try:
             analysis, folder = self.run(video, fps, cam, progress=report)
         except gr.Error as e:
-            return None, None, None, error_html(e.message)
+            return None, None, None, error_html(e.message, ERROR_HEADING)
         files = [str(analysis.write_csv(folder / "fer_video.csv")), str(analysis.write_json(folder / "fer_video.json"))]
         return str(analysis.annotated), analysis.timeline_figure(), files, html.escape(analysis.summary())
 
