@@ -8,8 +8,9 @@
     python -m fer_demo monitor --log monitor.jsonl --out report.html   # needs requirements-monitor.txt
 
 PATHs are image or video files (MP4, MOV, WebM) or folders (their images and videos, not
-recursive). A file that is not a usable image or video gets an error record and the batch goes on. Exit status: 0 if at least one input was
-analysed, 1 if every input failed (or none was found), 2 for usage errors.
+recursive). A file that is not a usable image or video gets an error record and the batch goes
+on. Exit status: 0 if at least one input was analysed, 1 if every input failed (or none was
+found), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from fer_demo.classify import DEFAULT_WEIGHTS, TTA_MODES
-from fer_demo.explain import CAM_METHODS
+from fer_demo.explain import CAM_METHODS, DEFAULT_CAM
 from fer_demo.io import InvalidImageError
 from fer_demo.model import EMOTIONS
-from fer_demo.video import InvalidVideoError
+from fer_demo.video import InvalidVideoError, check_fps
 from fer_demo.weights import ModelFileError
 
 # File name endings taken from folders (explicitly named files are always tried).
@@ -45,7 +46,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON record per image, and per sampled frame of a video (JSON lines)")
     p.add_argument("--cam", default=None, choices=[*CAM_METHODS, "none"],
-                   help="explanation method, or none (faster) [default: gradcam for photos, none for videos]")
+                   help=f"explanation method, or none (faster) [default: {DEFAULT_CAM} for photos, none for videos]")
     p.add_argument("--target", default=None, choices=EMOTIONS,
                    help="explain this emotion for every face instead of the predicted one (photos only)")
     p.add_argument("--tta", default="none", choices=list(TTA_MODES),
@@ -175,13 +176,16 @@ def predict_main(args: argparse.Namespace) -> int:
     from fer_demo import limits
     from fer_demo.pipeline import Predictor
 
-    cam = None if args.cam == "none" else (args.cam or "gradcam")
+    cam = None if args.cam == "none" else (args.cam or DEFAULT_CAM)
     if args.max_faces is not None and args.max_faces < 1:
         print("error: --max-faces must be at least 1", file=sys.stderr)
         return 2
-    if args.fps is not None and not 0 < args.fps <= limits.VIDEO_MAX_FPS:
-        print(f"error: --fps must be above 0 and at most {limits.VIDEO_MAX_FPS}", file=sys.stderr)
-        return 2
+    if args.fps is not None:
+        try:
+            check_fps(args.fps)  # the one rule for a sampling rate (fer_demo.video)
+        except ValueError:
+            print(f"error: --fps must be above 0 and at most {limits.VIDEO_MAX_FPS}", file=sys.stderr)
+            return 2
     items = expand_paths(args.paths)
     try:
         predictor = Predictor(weights_path=args.weights, max_faces=args.max_faces or limits.MAX_FACES)
