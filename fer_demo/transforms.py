@@ -78,7 +78,9 @@ class TrainAugment:
     """Random geometric + photometric augmentation of a whole batch, then normalisation.
 
     One ``affine_grid``/``grid_sample`` per batch does flip, rotation, scale and shift and
-    samples the 40x40 crop directly from the 48x48 face.
+    samples the 40x40 crop directly from the 48x48 face. The tensor math runs where the faces
+    are (a GPU trainer passes them on the GPU); the random draws always come from the CPU
+    ``generator``, so the same seed gives the same augmentation on any device.
     """
 
     max_rotation: float = 10.0  # degrees
@@ -92,21 +94,22 @@ class TrainAugment:
     def __call__(self, faces: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(N, 48, 48) uint8 -> (N, 1, 40, 40) float32, normalised like ``eval_transform``."""
         faces = equalize_faces(_check_faces(faces))
-        n = faces.shape[0]
+        n, dev = faces.shape[0], faces.device
         g = generator
 
         def uniform(lo: float, hi: float) -> torch.Tensor:
-            return torch.rand(n, generator=g) * (hi - lo) + lo
+            return (torch.rand(n, generator=g) * (hi - lo) + lo).to(dev)
 
         x = faces.float().unsqueeze(1) / 255.0
         angle = uniform(-self.max_rotation, self.max_rotation) * math.pi / 180
         zoom = uniform(*self.scale)
         # theta maps output coords ([-1, 1] over the 40px crop) to input coords ([-1, 1] over 48px).
         ratio = INPUT_SIZE / FACE_SIZE / zoom
-        sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0) if self.flip else torch.ones(n)
+        flip = torch.rand(n, generator=g) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
+        sign = torch.where(flip, -1.0, 1.0).to(dev)
         cos, sin = torch.cos(angle) * ratio, torch.sin(angle) * ratio
         shift = 2 * self.max_shift / FACE_SIZE
-        theta = torch.zeros(n, 2, 3)
+        theta = torch.zeros(n, 2, 3, device=dev)
         theta[:, 0, 0] = cos * sign
         theta[:, 0, 1] = -sin
         theta[:, 1, 0] = sin * sign
@@ -129,12 +132,12 @@ class TrainAugment:
             w = (area / aspect).sqrt().clamp(1, INPUT_SIZE)
             top = uniform(0, 1) * (INPUT_SIZE - h)
             left = uniform(0, 1) * (INPUT_SIZE - w)
-            rows = torch.arange(INPUT_SIZE).view(1, -1, 1)
-            cols = torch.arange(INPUT_SIZE).view(1, 1, -1)
+            rows = torch.arange(INPUT_SIZE, device=dev).view(1, -1, 1)
+            cols = torch.arange(INPUT_SIZE, device=dev).view(1, 1, -1)
             mask = (
                 (rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
                 & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1))
             )
-            mask &= (torch.rand(n, generator=g) < self.erase_p).view(-1, 1, 1)
+            mask &= (torch.rand(n, generator=g) < self.erase_p).to(dev).view(-1, 1, 1)
             x = x.masked_fill(mask.unsqueeze(1), 0.0)  # 0 = the dataset mean after normalising
         return x.contiguous()

@@ -591,3 +591,36 @@ def test_ema_is_scored_with_recomputed_batchnorm_statistics():
         conv = scored.features[0](eval_transform(faces))
     assert torch.allclose(scored.features[1].running_mean, conv.mean(dim=(0, 2, 3)), atol=1e-4)
     assert not torch.allclose(ema.module.features[1].running_mean, conv.mean(dim=(0, 2, 3)), atol=1e-4)
+
+
+def test_reading_statistics_every_few_steps_trains_the_same_and_sums_the_same():
+    """On a GPU the loop reads loss/accuracy back every ``SYNC_EVERY`` steps instead of every step
+    (each read waits for the device); the weights, the epoch's sums and the checkpoint hook's
+    step counts must be what reading every step gives (run on the CPU with ``sync_every``)."""
+    from fer_demo.transforms import TrainAugment
+    from train.data import FaceDataset
+    from train.engine import train_one_epoch
+
+    gen = torch.Generator().manual_seed(0)
+    data = FaceDataset(torch.randint(0, 256, (23 * 4, 48, 48), dtype=torch.uint8, generator=gen),
+                       torch.randint(0, 7, (23 * 4,), generator=gen), source="random", split="train")
+
+    def run(sync_every):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+                                    torch.nn.Flatten(), torch.nn.Linear(16, 7))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        seen_steps = []
+        stats = train_one_epoch(model, data, opt, sched, torch.nn.CrossEntropyLoss(), TrainAugment(),
+                                torch.Generator().manual_seed(1), 4, torch.device("cpu"), "fp32", False,
+                                progress=False, on_step=lambda p: seen_steps.append((p.step, p.seen)),
+                                sync_every=sync_every)
+        return model.state_dict(), stats, seen_steps
+
+    w1, s1, steps1 = run(1)
+    w5, s5, steps5 = run(5)
+    assert all(torch.equal(w1[k], w5[k]) for k in w1)
+    assert s5.loss == pytest.approx(s1.loss, rel=1e-12) and s5.accuracy == s1.accuracy
+    assert steps1 == [(k, 4 * k) for k in range(1, 24)]
+    assert steps5 == [(5, 20), (10, 40), (15, 60), (20, 80), (23, 92)]

@@ -115,6 +115,10 @@ class EpochProgress:
         return cls(**{k: d[k] for k in ("step", "loss_sum", "correct", "seen", "seconds", "cpu_seconds")})
 
 
+# Training steps between two reads of the running statistics on a GPU (each read waits for the device).
+SYNC_EVERY = 25
+
+
 def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module,
                     augment: TrainAugment, generator: torch.Generator, batch_size: int,
@@ -123,7 +127,8 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                     progress: bool = True, order: torch.Tensor | None = None, start: EpochProgress | None = None,
                     on_step: Callable[[EpochProgress], None] | None = None,
                     ema: torch.optim.swa_utils.AveragedModel | None = None, part: tuple[int, int] = (0, 1),
-                    reduce: Callable[[list[float]], list[float]] | None = None) -> EpochStats:
+                    reduce: Callable[[list[float]], list[float]] | None = None,
+                    sync_every: int | None = None) -> EpochStats:
     """One pass over ``data`` (drops the last partial batch so BatchNorm never sees a batch of 1).
 
     ``order``: the epoch's permutation of ``data``; by default drawn from ``generator``.
@@ -135,6 +140,9 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
     ``part = (rank, size)`` augments the whole global batch (the same draws on every process) and
     trains on its slice; ``reduce`` sums each step's (loss sum, correct, images) over processes,
     so the running statistics, and a checkpoint of them, are the whole run's.
+
+    ``sync_every``: steps between two reads of those statistics (and calls of ``on_step``);
+    default 1 on a CPU, ``SYNC_EVERY`` on a GPU, where each read waits for the device.
     """
     model.train()
     n = len(data)
@@ -145,12 +153,19 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
     share = batch_size // size
     p = start if start is not None else EpochProgress()
     p.segment_seconds, p.segment_images = 0.0, 0
+    # On a GPU the faces live there and are augmented there, and the statistics are read back
+    # every few steps, so the host queues work ahead instead of waiting for every step.
+    on_cpu = device.type == "cpu"
+    images = data.images if on_cpu else data.images.to(device)
+    if sync_every is None:
+        sync_every = 1 if on_cpu else SYNC_EVERY
+    pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # (loss, correct, images) per step
     bar = tqdm(range(p.step, steps), desc=desc, unit="batch", disable=not progress, dynamic_ncols=True,
                initial=p.step, total=steps)
+    t0, c0 = time.perf_counter(), time.process_time()
     for step in bar:
-        t0, c0 = time.perf_counter(), time.process_time()
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = augment(data.images[idx], generator)
+        x = augment(images[idx.to(images.device)], generator)
         y, target = data.labels[idx], data.targets(idx)
         if size > 1:
             part_of = slice(rank * share, (rank + 1) * share)
@@ -177,9 +192,16 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
+        pending.append((loss.detach(), (logits.argmax(1) == y).sum(), len(y)))
+        if len(pending) < sync_every and step + 1 < steps:
+            continue
         p.step = step + 1
         # (loss sum, correct, images, CPU seconds): of this process, or summed over all of them
-        sums = [loss.item() * len(y), float((logits.argmax(1) == y).sum()), float(len(y)), time.process_time() - c0]
+        counts = [k for _, _, k in pending]
+        read = torch.stack([torch.stack((l.double(), c.double())) for l, c, _ in pending]).tolist()  # one wait
+        sums = [sum(l * k for (l, _), k in zip(read, counts)), float(sum(c for _, c in read)), float(sum(counts)),
+                time.process_time() - c0]
+        pending.clear()
         if reduce is not None:
             sums = reduce(sums)
         p.loss_sum += sums[0]
@@ -194,6 +216,7 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                         img_s=f"{p.images_per_s:.0f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
         if on_step is not None:
             on_step(p)
+        t0, c0 = time.perf_counter(), time.process_time()
     bar.close()
     return p.stats()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import os
 import socket
 import subprocess
@@ -128,13 +129,19 @@ def subset(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
     return data.subset(idx, data.source + f"[{limit}]")
 
 
-def write_history(rows: list[dict], out: Path) -> None:
+def write_history(rows: list[dict], out: Path, plot: bool = True) -> None:
     fields = list(dict.fromkeys(k for r in rows for k in r))  # a run resumed by newer code may add columns
     with open(out / "history.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
-    plot_history(rows, out / "curves.png")
+    if plot:
+        plot_history(rows, out / "curves.png")
+
+
+# The curves and the best epoch's confusion matrix are redrawn at most this often (and after the
+# last epoch): drawing them takes ~1 s, which is a third of an epoch on a GPU and nothing on a CPU.
+PLOT_EVERY_SECONDS = 60.0
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
@@ -375,6 +382,7 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
         write_json_atomic(out / PROGRESS, progress_info(epoch, step, images_per_s))
 
     interval = cfg.checkpoint_minutes * 60
+    plots: dict = {"drawn": -math.inf, "confusion": None}  # when they were last drawn; the best's to draw
     for epoch in range(start_epoch, cfg.epochs):
         # Every random draw of an epoch comes from (seed, epoch): a resumed run repeats it exactly.
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -431,9 +439,16 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
             save_model(chosen, out / BEST, ModelCard.current(training=run_info, metrics=chosen_metrics),
                        dtype=torch.float32)
             (out / "metrics.json").write_text(json.dumps(chosen_metrics, indent=2) + "\n")
-            plot_confusion(chosen_metrics["confusion_matrix"], out / "confusion.png",
-                           f"{eval_data.source} — epoch {epoch + 1}, accuracy {best_acc:.4f}")
-        write_history(history, out)
+            plots["confusion"] = (chosen_metrics["confusion_matrix"],
+                                  f"{eval_data.source} — epoch {epoch + 1}, accuracy {best_acc:.4f}")
+        draw = epoch + 1 == cfg.epochs or time.monotonic() - plots["drawn"] >= PLOT_EVERY_SECONDS
+        if draw and plots["confusion"] is not None:
+            matrix, title = plots["confusion"]
+            plot_confusion(matrix, out / "confusion.png", title)
+            plots["confusion"] = None
+        write_history(history, out, plot=draw)
+        if draw:
+            plots["drawn"] = time.monotonic()
         checkpoint(epoch + 1, 0, None, None, stats.images_per_s)
         world.barrier()
     return world.broadcast(json.loads((out / "metrics.json").read_text()) if world.is_main else None)
