@@ -237,10 +237,17 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
                   "python -m train export --run RUN --to weights", "```", ""]
         epoch = (card.get("metrics") or {}).get("epoch")
         planned = training.get("epochs")
+        done = training.get("epochs_done")  # epochs the run had trained when it was exported
         if isinstance(epoch, int) and isinstance(planned, int):
-            lines.append(f"These weights are epoch {epoch} of that {planned}-epoch run, the best on PublicTest so far"
-                         + (" (an interim checkpoint: export took the run's best epoch before it finished)."
-                            if epoch < planned else "."))
+            if epoch >= planned:
+                how = "the best on PublicTest so far."
+            elif isinstance(done, int) and done >= planned:
+                how = (f"its best on PublicTest (the run finished all {planned} epochs; the later ones scored "
+                       f"lower; the table below counts the epochs up to {epoch}).")
+            else:
+                how = ("the best on PublicTest so far (an interim checkpoint: export took the run's best epoch "
+                       "before it finished).")
+            lines.append(f"These weights are epoch {epoch} of that {planned}-epoch run, {how}")
         compute = training.get("compute") or {}
         if compute.get("parts"):
             lines.append("")

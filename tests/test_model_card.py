@@ -83,6 +83,10 @@ def test_the_card_says_which_epoch_of_the_run_the_weights_are():
     c["metrics"]["epoch"], c["training"]["epochs"] = 8, 60
     assert "These weights are epoch 8 of that 60-epoch run" in model_card_markdown(c)
     assert "an interim checkpoint" in model_card_markdown(c)
+    c["training"]["epochs_done"] = 60  # the run went on to the end; epoch 8 stayed its best
+    text = model_card_markdown(c)
+    assert "epoch 8 of that 60-epoch run, its best on PublicTest (the run finished all 60 epochs" in text
+    assert "interim" not in text
     c["metrics"]["epoch"] = 60
     text = model_card_markdown(c)
     assert "epoch 60 of that 60-epoch run, the best on PublicTest so far." in text and "interim" not in text

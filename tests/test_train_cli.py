@@ -215,6 +215,7 @@ def test_export_of_a_run_trained_elsewhere_records_what_each_part_cost(tmp_path,
     assert m["num_images"] == 7 * PER_CLASS
     compute = load_model(dest_dir / RELEASE_NAME)[1].extra["training"]["compute"]
     assert compute["epochs"] == 3  # the shipped epoch's cost, not epoch 4's
+    assert load_model(dest_dir / RELEASE_NAME)[1].extra["training"]["epochs_done"] == 4
     assert [(p["hardware"], p["first_epoch"], p["last_epoch"]) for p in compute["parts"]] == [
         ("Some CPU", 1, 2), ("NVIDIA H200 (CUDA)", 3, 3)]
     assert compute["hours"] == pytest.approx(2.2 + 11 / 3600, abs=1e-3)

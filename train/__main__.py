@@ -199,6 +199,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
     data = args.data or training["data"]
     # What the shipped epoch cost, by hardware (the run's history up to that epoch), for the card.
     training["compute"] = compute_summary(run, metrics.get("epoch"))
+    training["epochs_done"] = compute_summary(run)["epochs"]  # so the card can tell a finished run from an interim one
     to.mkdir(parents=True, exist_ok=True)
     dest = to / RELEASE_NAME
     for stale in RELEASE_MEASUREMENTS:  # a previous model's measurements must not describe this one
