@@ -80,7 +80,7 @@ class TrainAugment:
     One ``affine_grid``/``grid_sample`` per batch does flip, rotation, scale and shift and
     samples the 40x40 crop directly from the 48x48 face. The tensor math runs where the faces
     are (a GPU trainer passes them on the GPU); the random draws always come from the CPU
-    ``generator``, so the same seed gives the same augmentation on any device.
+    ``generator``, so a seed gives the same random draws on any device.
     """
 
     max_rotation: float = 10.0  # degrees

@@ -198,8 +198,8 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
         p.step = step + 1
         # (loss sum, correct, images, CPU seconds): of this process, or summed over all of them
         counts = [k for _, _, k in pending]
-        read = torch.stack([torch.stack((l.double(), c.double())) for l, c, _ in pending]).tolist()  # one wait
-        sums = [sum(l * k for (l, _), k in zip(read, counts)), float(sum(c for _, c in read)), float(sum(counts)),
+        read = torch.stack([torch.stack((lo.double(), ok.double())) for lo, ok, _ in pending]).tolist()  # one wait
+        sums = [sum(lo * k for (lo, _), k in zip(read, counts)), float(sum(ok for _, ok in read)), float(sum(counts)),
                 time.process_time() - c0]
         pending.clear()
         if reduce is not None:

@@ -9,6 +9,7 @@ Run directory layout::
     best.safetensors best epoch so far (float32) + best.json card
     history.csv      per-epoch loss/accuracy/throughput/hardware, curves.png
     metrics.json     best epoch on the evaluation split, confusion.png
+                     (both plots redrawn at most every PLOT_EVERY_SECONDS and after the last epoch)
 
 A checkpoint is written at the end of every epoch and every ``checkpoint_minutes`` inside
 one; ``--resume`` continues from it (mid-epoch too) with the same data order and random
