@@ -46,3 +46,8 @@ def bare_release(tmp_path_factory) -> Path:
     from app_helpers import make_release
 
     return make_release(tmp_path_factory.mktemp("bare"), WEIGHTS, metrics=False, plots=False)
+
+
+# The browser tests' fixtures (Chromium, the served app, a browser and a page), for every browser
+# test module; Playwright and the app are imported only when a test asks for them.
+from browser_helpers import browser, chromium, page, playwright_instance, url  # noqa: E402, F401

@@ -1,123 +1,41 @@
 """The app in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
 
 The server runs in this process on a free port; the browser opens it as http://localhost (a
-secure context, which the webcam needs). Screenshots go to test-artifacts/.
+secure context, which the webcam needs). Screenshots go to test-artifacts/. The fixtures
+(``chromium``, ``url``, ``browser``, ``page``) and page helpers are ``browser_helpers``'.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
-import httpx
 import pytest
-from app_helpers import fake_metrics, make_release, serve, write_y4m
+from app_helpers import fake_metrics, write_y4m
+from browser_helpers import (
+    ASTRONAUT,
+    EXAMPLES,
+    FIRST_RESULT_MS,
+    UI_MS,
+    current_result_href,
+    fake_camera_page,
+    ready,
+    upload,
+    visit,
+    wait_for_result,
+)
 from gradio import utils as gradio_utils
 from PIL import Image
 
-import app
 from fer_demo.model import EMOTIONS
 from fer_demo.ui.options import DEFAULT_CAM
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-ASTRONAUT = EXAMPLES / "astronaut.jpg"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-FIRST_RESULT_MS = 120_000  # the first analysis loads lazily and the CPU may be shared
-UI_MS = 30_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def url(release_weights, tmp_path_factory, chromium):
-    """The app: the real predictor on the shipped weights; the model page from a generated release."""
-    from fer_demo.pipeline import Predictor
-
-    page_release = make_release(tmp_path_factory.mktemp("release"), release_weights)
-    demo = app.build_demo(Predictor(weights_path=release_weights), weights=page_release)
-    with serve(demo) as address:
-        yield address.replace("127.0.0.1", "localhost")
-
-
-@pytest.fixture(scope="module")
-def playwright_instance():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-def launch(playwright_instance, chromium: Path, *extra_args: str):
-    return playwright_instance.chromium.launch(executable_path=str(chromium), headless=True,
-                                               args=["--no-sandbox", *extra_args])
-
-
-@pytest.fixture(scope="module")
-def browser(playwright_instance, chromium):
-    b = launch(playwright_instance, chromium)
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def page(browser, url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(url)
-    ready(page)
-    yield page
-    context.close()
-
-
-RESULT_ACCORDION = "The result as JSON (boxes and probabilities, no pixels)"
-
-
-def ready(page) -> None:
-    """Wait for the app, then open the accordion with the result's download link (the tests read the
-    result from there)."""
-    page.locator("#analyze-button").wait_for(timeout=UI_MS)
-    page.get_by_text(RESULT_ACCORDION).click()
-    page.locator("#result-file").wait_for(timeout=UI_MS)
-
-
-def upload(page, path: Path) -> None:
-    """Put a photo in the Photo input (which starts its analysis)."""
-    page.locator("#photo input[type=file]").set_input_files(str(path))
-    page.locator("#photo img").first.wait_for(timeout=UI_MS)  # the preview of the upload
-
-
 def remove_photo(page) -> None:
     page.locator("#photo button[aria-label='Remove Image']").first.click()
-
-
-def current_result_href(page) -> str | None:
-    link = page.locator("#result-file a[href]")
-    return link.first.get_attribute("href") if link.count() else None
-
-
-def wait_for_result(page, old_href: str | None = None) -> dict:
-    """Wait until the page offers a result (a different one than ``old_href``); return its JSON."""
-    page.wait_for_function("old => { const a = document.querySelector('#result-file a[href]');"
-                           " return a && a.getAttribute('href') !== old; }", arg=old_href, timeout=FIRST_RESULT_MS)
-    href = current_result_href(page)
-    response = httpx.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/"),
-                         timeout=30)
-    response.raise_for_status()
-    return json.loads(response.text)
 
 
 def analyze_and_wait(page) -> dict:
@@ -399,16 +317,6 @@ def test_about_page_has_limits_responsible_use_and_client_snippet(page):
     assert f'Client("{served}")' in text, (served, text[text.find("Client("):][:80])
 
 
-def fake_camera_page(playwright_instance, chromium: Path, url: str, video: Path):
-    """A Chromium whose webcam plays ``video`` (Y4M), with camera permission: (browser, context, page)."""
-    browser = launch(playwright_instance, chromium, "--use-fake-ui-for-media-stream",
-                     "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-    page = context.new_page()
-    page.goto(url)
-    return browser, context, page
-
-
 def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifacts, tmp_path):
     video = tmp_path / "astronaut.y4m"
     write_y4m(ASTRONAUT, video)  # astronaut against the LEFT edge of a 640x480 frame
@@ -433,15 +341,6 @@ def test_webcam_snapshot_is_analysed(playwright_instance, chromium, url, artifac
         context.close()
     finally:
         browser.close()
-
-
-def visit(browser, url: str, viewport: dict | None = None):
-    """A new visitor (own browser context) on the app: (context, page), the page ready."""
-    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(url)
-    ready(page)
-    return context, page
 
 
 def test_every_image_still_loads_for_a_visitor_who_reloads_later(browser, url, artifacts, tmp_path):

@@ -1,6 +1,6 @@
 """The Live tab in a real browser: Chromium's fake webcam streams a numbered video of the astronaut.
 
-The server, browser and helpers are tests/test_browser.py's; the video and the way to start
+The server, browser and helpers are tests/browser_helpers.py's; the video and the way to start
 streaming are benchmarks/live.py's (its frames carry their number, so every frame differs).
 """
 
@@ -10,15 +10,12 @@ import re
 import time
 
 import pytest
-from test_browser import (  # noqa: F401
+from browser_helpers import (
     ASTRONAUT,
     FIRST_RESULT_MS,
     UI_MS,
-    chromium,
     fake_camera_page,
-    playwright_instance,
     upload,
-    url,
     visit,
     wait_for_result,
 )

@@ -1,26 +1,19 @@
 """The Video tab in a real browser: upload a generated clip, get a video that plays, a plot, records.
 
-The server, browser and helpers are tests/test_browser.py's; the clip is made here with PyAV.
+The server, browser and helpers are tests/browser_helpers.py's; the clip is made here with PyAV.
 """
 
 from __future__ import annotations
 
 import pytest
-from test_browser import (  # noqa: F401 (fixtures: pytest finds them by name)
-    FIRST_RESULT_MS,
-    UI_MS,
-    browser,
-    chromium,
-    playwright_instance,
-    url,
-)
+from browser_helpers import FIRST_RESULT_MS, UI_MS
 from video_clips import astronaut_frames, write_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 
 @pytest.fixture
-def video_page(browser, url):  # noqa: F811 (test_browser's fixtures)
+def video_page(browser, url):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(url)

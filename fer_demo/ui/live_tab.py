@@ -16,10 +16,8 @@ behind any visitor already waiting).
 
 from __future__ import annotations
 
-import base64
 import html
 
-import cv2
 import gradio as gr
 import numpy as np
 
@@ -35,7 +33,7 @@ from fer_demo.live import (
     LiveSession,
     LiveSessions,
 )
-from fer_demo.ui.cards import bars_html
+from fer_demo.ui.cards import bars_html, data_uri
 
 # The concurrency group of live streams (the photo analyses use "inference").
 LIVE_CONCURRENCY_ID = "live"
@@ -86,21 +84,13 @@ def limits_text() -> str:
             "disk, not in a log.")
 
 
-def jpeg_data_uri(image: np.ndarray, quality: int = JPEG_QUALITY) -> str:
-    """A uint8 (H, W, 3) RGB image as a JPEG ``data:`` URI (in memory, no file)."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"could not encode a {image.shape} frame as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
-
-
 def frame_html(frame: LiveFrame) -> str:
     """The annotated frame as an ``<img>`` (alt: every face's tag); ``data-frame`` counts the frames."""
     faces = frame.result.faces
     tags = "; ".join(f"face {f.track_id}: {f.label} {float(f.probabilities[frame.classes.index(f.label)]):.0%}"
                      for f in faces) or NO_FACE_TEXT
     return (f'<div class="fer-live-frame" data-frame="{frame.result.index}" data-faces="{len(faces)}">'
-            f'<img src="{jpeg_data_uri(frame.image)}" alt="{html.escape(tags)}"></div>')
+            f'<img src="{data_uri(frame.image, "JPEG", JPEG_QUALITY)}" alt="{html.escape(tags)}"></div>')
 
 
 def plot_svg(history: list[tuple[float, np.ndarray]], now: float, classes: tuple[str, ...],
