@@ -236,6 +236,7 @@ class FrameAnalyzer:
                                    heatmap=heat))
         return FrameResult(index=index, t=t, faces=faces, detected=detected, seconds=seconds, classes=self.classes)
 
+
 def annotate_frame(frame: np.ndarray, result: FrameResult, classes: Sequence[str],
                    show_cam: bool = False) -> np.ndarray:
     """The frame with each face's box and "id label p%" tag drawn on it (and its CAM with ``show_cam``).

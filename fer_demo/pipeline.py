@@ -344,7 +344,7 @@ class Predictor:
             targets = [int(i) for i in probs.argmax(axis=1)] if target_idx is None else [target_idx] * len(faces)
             if cam is not None:
                 heatmaps = self.explainer.explain(gray, targets, cam)
-        return [self._face_result(rgb, rgb.shape[1], rgb.shape[0], face, al, probs[i],
+        return [self._face_result(rgb, face, al, probs[i],
                                   None if heatmaps is None else heatmaps[i],
                                   None if heatmaps is None else self.classes[targets[i]], overlays)
                 for i, ((rgb, face), al) in enumerate(zip(pairs, aligned))]
@@ -359,10 +359,9 @@ class Predictor:
         """``analyze(...).faces``: the analysed faces; [] when there is no face."""
         return self.analyze(image, cam=cam, target=target, tta=tta).faces
 
-    def _face_result(self, rgb: np.ndarray, width: int, height: int, face: Face, al: AlignedFace,
-                     probs: np.ndarray, heatmap: np.ndarray | None, target: str | None,
-                     overlays: bool = True) -> FaceResult:
-        box = int_box(face.box, width, height)
+    def _face_result(self, rgb: np.ndarray, face: Face, al: AlignedFace, probs: np.ndarray,
+                     heatmap: np.ndarray | None, target: str | None, overlays: bool = True) -> FaceResult:
+        box = int_box(face.box, rgb.shape[1], rgb.shape[0])
         order = np.argsort(-probs, kind="stable")
         k, k2 = int(order[0]), int(order[1])
         overlay = region = None

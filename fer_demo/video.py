@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -237,9 +237,8 @@ def read_frames(path: str | Path, fps: float = limits.VIDEO_DEFAULT_FPS,
                 rotation = _rotation_of(frame)
                 if size is None:
                     size = _output_size(frame.width, frame.height, rotation)
-                    info = VideoInfo(width=size[2], height=size[3], source_width=frame.width,
-                                     source_height=frame.height, rotation=rotation, duration=info.duration,
-                                     fps=info.fps, codec=info.codec, container=info.container)
+                    info = replace(info, width=size[2], height=size[3], source_width=frame.width,
+                                   source_height=frame.height, rotation=rotation)
                     if info_out is not None:
                         info_out.append(info)
                 rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])

@@ -160,10 +160,7 @@ def report(model: torch.nn.Module, images: torch.Tensor, temperature: float = 1.
     faces = images[idx].numpy()
     results = measure(model, faces, temperature=temperature, seed=seed, progress=progress)
     return {"num_faces": len(faces), "seed": seed, "split": split, "temperature": temperature,
-            "fractions": list(FRACTIONS), "floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO,
-            "max_flat_share": MAX_FLAT_SHARE, "best": best_method(results, len(faces)),
-            "methods": [{**r.to_dict(), "passes_sanity_check": passes_sanity_check(r)} for r in results],
-            "table": markdown_table(results, len(faces))}
+            "fractions": list(FRACTIONS), **_verdicts(results, len(faces))}
 
 
 def rederive(rep: dict) -> dict:
@@ -171,8 +168,12 @@ def rederive(rep: dict) -> dict:
     re-derived from its measurements under the current rules; the measurements are unchanged."""
     results = [MethodFaithfulness(**{k: v for k, v in m.items() if k in MethodFaithfulness.__dataclass_fields__})
                for m in rep["methods"]]
-    n = rep["num_faces"]
-    return {**rep, "floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO, "max_flat_share": MAX_FLAT_SHARE,
+    return {**rep, **_verdicts(results, rep["num_faces"])}
+
+
+def _verdicts(results: list[MethodFaithfulness], n: int) -> dict:
+    """The rules, the default method, each method's measurements with its check, and the table."""
+    return {"floor_ratio": FLOOR_RATIO, "sanity_max_rho": SANITY_MAX_RHO, "max_flat_share": MAX_FLAT_SHARE,
             "best": best_method(results, n),
             "methods": [{**r.to_dict(), "passes_sanity_check": passes_sanity_check(r)} for r in results],
             "table": markdown_table(results, n)}
