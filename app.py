@@ -178,7 +178,10 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 page_inputs = [image, cam, target, tta]
                 # The screen stays true to the photo: a new photo (upload, webcam, paste, example) first
                 # clears every output, then is analysed (~0.3 s); a changed option re-runs it; the button
-                # runs it again. preprocess=False: the handler gets the uploaded file as sent (Gradio
+                # runs it again. The photo's ``input`` event (what the visitor did), not ``change``:
+                # Gradio's Image fires ``change`` twice when an upload replaces a photo, which ran
+                # every photo after the first twice (issue 22); an example click, which sets the photo
+                # from the server, starts its own analysis. preprocess=False: the handler gets the uploaded file as sent (Gradio
                 # still checks it is an upload of this server): gr.Image's preprocessing would decode it
                 # with PIL first, so a file that is not an image would fail inside Gradio with a bare
                 # "Error"; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks the
@@ -187,13 +190,15 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 # the controls, so the page scrolls to them.
                 analysis = dict(inputs=page_inputs, outputs=outputs, concurrency_id="inference", preprocess=False,
                                 api_visibility="private")
-                image.change(handler.clear, outputs=outputs, queue=False, api_visibility="private",
-                             trigger_mode="always_last",
-                             ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
+                image.input(handler.clear, outputs=outputs, queue=False, api_visibility="private",
+                            trigger_mode="always_last",
+                            ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
                 gr.on([cam.change, target.change, tta.change], handler.refresh, trigger_mode="always_last",
                       **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
                 run.click(handler, api_name="analyze", **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
-                example_gallery.select(pick_example(examples), outputs=[image], queue=False, api_visibility="private")
+                example_gallery.select(pick_example(examples), outputs=[image], queue=False, api_visibility="private",
+                                       ).then(handler.clear, outputs=outputs, queue=False, api_visibility="private",
+                                       ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
                 # The heatmaps' opacity is a CSS variable: the slider changes it in the browser, no re-run.
                 opacity.change(None, inputs=[opacity], js=OPACITY_JS)
                 # The API gets its own endpoint that returns just the result dict (the page's outputs

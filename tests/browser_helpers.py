@@ -48,6 +48,24 @@ def url(release_weights, tmp_path_factory, chromium):
 
 
 @pytest.fixture(scope="module")
+def monitored_url(release_weights, tmp_path_factory, chromium):
+    """The app with monitoring on (what ``FER_MONITOR_LOG`` turns on): (address, the log's path).
+
+    The log gets one record per analysed face, so a test can count the analyses the server ran.
+    """
+    from app_helpers import serve
+
+    import app
+    from fer_demo.monitor import MonitorLog
+    from fer_demo.pipeline import Predictor
+
+    log = tmp_path_factory.mktemp("monitor") / "monitor.jsonl"
+    demo = app.build_demo(Predictor(weights_path=release_weights), weights=release_weights, monitor=MonitorLog(log))
+    with serve(demo) as address:
+        yield address.replace("127.0.0.1", "localhost"), log
+
+
+@pytest.fixture(scope="module")
 def playwright_instance():
     from playwright.sync_api import sync_playwright
 

@@ -50,4 +50,4 @@ def bare_release(tmp_path_factory) -> Path:
 
 # The browser tests' fixtures (Chromium, the served app, a browser and a page), for every browser
 # test module; Playwright and the app are imported only when a test asks for them.
-from browser_helpers import browser, chromium, page, playwright_instance, url  # noqa: E402, F401
+from browser_helpers import browser, chromium, monitored_url, page, playwright_instance, url  # noqa: E402, F401

@@ -405,3 +405,31 @@ def test_on_a_phone_the_page_scrolls_to_readable_results(browser, url, artifacts
         page.screenshot(path=str(artifacts / "app_phone_model.png"))
     finally:
         context.close()
+
+
+def monitor_records(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_each_photo_is_analysed_once(browser, monitored_url):
+    """Issue 22, defect 1: a photo that replaced another was analysed twice (Gradio's Image fires
+    ``change`` twice then). The monitoring log gets one record per analysed face: count them."""
+    url, log = monitored_url
+    context, page = visit(browser, url)
+    try:
+        steps = [("upload", "astronaut.jpg", 1), ("upload", "grace_hopper.jpg", 1),
+                 ("upload", "group_three_faces.jpg", 3), ("example", "astronaut", 1), ("example", "3 faces", 3)]
+        for how, name, faces in steps:
+            old = current_result_href(page)
+            if how == "upload":  # onto the photo already there, as a visitor drops the next one
+                page.locator("#photo input[type=file]").set_input_files(str(EXAMPLES / name))
+            else:
+                page.locator("#examples").get_by_text(name, exact=True).click()
+            assert len(wait_for_result(page, old)["faces"]) == faces, name
+        # One more analysis, queued behind anything still pending (one analysis at a time): once it
+        # is back, every analysis the steps started has been logged.
+        analyze_and_wait(page)
+        expected = sum(faces for *_, faces in steps) + 3
+        assert monitor_records(log) == expected
+    finally:
+        context.close()
