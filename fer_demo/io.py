@@ -56,12 +56,15 @@ def checked_size(path: Path, max_bytes: int, error: type[ValueError], name: str 
     return size
 
 
+def too_large_message(width: int, height: int) -> str:
+    """The one message for an image with more than ``MAX_PIXELS`` pixels, however it was found out."""
+    return (f"image too large: {width}x{height} = {width * height / 1e6:.1f} megapixels; "
+            f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted")
+
+
 def _check_dimensions(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
-        raise InvalidImageError(
-            f"image too large: {width}x{height} = {width * height / 1e6:.1f} megapixels; "
-            f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted"
-        )
+        raise InvalidImageError(too_large_message(width, height))
     if min(width, height) < MIN_SIDE:
         raise InvalidImageError(
             f"image too small: {width}x{height} px; both sides must be at least {MIN_SIDE} px"
@@ -78,6 +81,23 @@ def read_bytes(src: str | Path) -> bytes:
         raise InvalidImageError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) an image's header declares, read by PIL's format plugins without the
+    decompression-bomb check that ``Image.open`` adds (and without decoding a pixel); None if no
+    plugin reads it."""
+    Image.init()
+    prefix = data[:16]
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept is not None and not accept(prefix):
+                continue
+            return tuple(factory(io.BytesIO(data), "").size)
+        except (*_DECODE_ERRORS, TypeError):
+            continue
+    return None
+
+
 def _decode(data: bytes) -> Image.Image:
     if len(data) == 0:
         raise InvalidImageError(f"empty file (0 bytes); expected a {ACCEPTED} image")
@@ -92,10 +112,12 @@ def _decode(data: bytes) -> Image.Image:
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InvalidImageError(f"not an image (or an unsupported format); expected {ACCEPTED}") from None
-    except Image.DecompressionBombError as e:
-        raise InvalidImageError(
-            f"image too large: {e}; at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted"
-        ) from None
+    except Image.DecompressionBombError:
+        # Past 2x MAX_IMAGE_PIXELS PIL refuses from the header with its own words ("could be
+        # decompression bomb DOS attack"): say it as for any other image that is too large.
+        size = _declared_size(data)
+        raise InvalidImageError(too_large_message(*size) if size else
+                                f"image too large; at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted") from None
     except _DECODE_ERRORS as e:
         raise InvalidImageError(f"corrupt image header ({e}); expected a valid {ACCEPTED} file") from None
     _check_dimensions(*image.size)

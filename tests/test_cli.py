@@ -164,3 +164,14 @@ def test_video_out_writes_the_annotated_video_plot_and_csv(tmp_path, capsys, rel
 def test_video_fps_out_of_range_is_a_usage_error(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--fps", "100"]) == 2
     assert "--fps must be above 0 and at most" in capsys.readouterr().err
+
+
+def test_a_photo_over_the_pixel_limit_gets_the_clean_message(tmp_path, capsys, release_weights):
+    """Issue 22: a 12000x12000 JPEG got Pillow's decompression-bomb words; the CLI says the app's."""
+    from test_io import jpeg_declaring
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(jpeg_declaring(12000, 12000))
+    code, out, _ = run(capsys, str(big), "--json", "--weights", str(release_weights))
+    assert code != 0
+    assert json.loads(out)["error"] == "image too large: 12000x12000 = 144.0 megapixels; at most 50 megapixels are accepted"

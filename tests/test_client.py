@@ -118,6 +118,18 @@ def test_photo_over_the_photo_limit_is_refused_by_the_app(client, tmp_path):
         client.predict(handle_file(str(big)), api_name="/predict")
 
 
+def test_photo_over_the_pixel_limit_gets_the_clean_message(client, tmp_path):
+    """Issue 22: past twice the pixel limit the API answered with Pillow's decompression-bomb words."""
+    from test_io import jpeg_declaring
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(jpeg_declaring(12000, 12000))
+    with pytest.raises(AppError) as refused:
+        client.predict(handle_file(str(big)), api_name="/predict")
+    assert "12000x12000 = 144.0 megapixels; at most 50 megapixels are accepted" in str(refused.value)
+    assert "bomb" not in str(refused.value)
+
+
 def unique_photo(folder: Path, name: str) -> Path:
     """The astronaut with one random pixel block, so its upload hash is new to the server."""
     from PIL import Image

@@ -86,6 +86,27 @@ def test_decompression_bomb_is_refused_from_the_header(side):
         load_image(bomb)
 
 
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) declares ``width`` x ``height``: what a 12000x12000
+    photo's header says, without 144 megapixels to encode."""
+    data = bytearray(encode(gradient_rgb(), "JPEG", quality=50))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("make", [_png_with_size, jpeg_declaring])
+@pytest.mark.parametrize("side", [8000, 12000, 50000])  # PIL warns at 64 MP, raises at 144 MP and 2.5 GP
+def test_one_clean_message_for_every_image_over_the_pixel_limit(make, side):
+    """Issue 22: past twice the limit PIL raised its own words ("could be decompression bomb DOS
+    attack") and the visitor got them; every too-large image gets the same message now."""
+    with pytest.raises(InvalidImageError) as refused:
+        load_image(make(side, side))
+    assert str(refused.value) == fio.too_large_message(side, side)
+    assert str(refused.value) == (f"image too large: {side}x{side} = {side * side / 1e6:.1f} megapixels; "
+                                  f"at most {limits.MAX_PIXELS / 1e6:.0f} megapixels are accepted")
+
+
 def test_pil_refuses_bombs_too():
     assert Image.MAX_IMAGE_PIXELS == limits.MAX_PIXELS
 
