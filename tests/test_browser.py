@@ -222,7 +222,9 @@ def test_explaining_another_class_or_nothing_reruns_and_says_what_it_shows(page,
 def test_no_face_and_bad_file_say_so_once_and_the_app_stays_usable(page, artifacts, tmp_path):
     upload(page, EXAMPLES / "no_face_cat.jpg")
     page.locator("#summary").get_by_text("No face found").wait_for(timeout=FIRST_RESULT_MS)
-    assert "crop" in page.locator("#summary").inner_text()
+    summary = page.locator("#summary").inner_text()
+    assert "crop" in summary and "0.0 s" not in summary  # issue 22: "No face found (0.0 s)"
+    assert re.search(r"No face found \(in (\d+ ms|\d+\.\d s)\)", summary), summary
     assert page.locator(".toast-body").count() == 0  # said on the page, not in a toast that follows the visitor
 
     bad = tmp_path / "holiday.jpg"
@@ -231,7 +233,8 @@ def test_no_face_and_bad_file_say_so_once_and_the_app_stays_usable(page, artifac
     page.locator("#photo input[type=file]").set_input_files(str(bad))
     error = page.locator("#summary .fer-error")
     error.wait_for(timeout=FIRST_RESULT_MS)
-    assert "not an image (or an unsupported format)" in error.inner_text()
+    # One sentence after the heading, starting upper case (issue 22: "...photo. not an image").
+    assert "Could not analyse this photo. Not an image (or an unsupported format)" in error.inner_text()
     # One message in one place: no error badge on the other outputs, nothing of an older result.
     assert page.get_by_text("not an image (or an unsupported format)").count() == 1
     for panel in ("#annotated", "#face-cards", "#faces-table", "#result-file"):

@@ -32,6 +32,13 @@ def analyze(page, path) -> str:
     return page.locator("#video-summary").inner_text()
 
 
+def test_the_tab_starts_with_words_not_markdown(video_page):
+    """Issue 22, defect 5: the summary (HTML) showed "then press **Analyze video**."."""
+    summary = video_page.locator("#video-summary")
+    assert "then press Analyze video." in summary.inner_text() and "**" not in summary.inner_text()
+    assert summary.locator("strong", has_text="Analyze video").count() == 1
+
+
 def test_a_clip_gives_an_annotated_video_that_plays_a_plot_and_records(video_page, tmp_path, artifacts):
     clip = write_clip(tmp_path / "clip.mp4", astronaut_frames(20), fps=10)
     summary = analyze(video_page, clip)
@@ -60,3 +67,21 @@ def test_a_file_that_is_not_a_video_is_said_once_in_the_summary(video_page, tmp_
     # Said once: no toast repeats it (gr.Video's own preview may toast "Video not playable").
     toasts = video_page.locator(".toast-body")
     assert not any("not a video" in toasts.nth(i).inner_text() for i in range(toasts.count()))
+
+
+def test_a_codec_the_browser_cannot_preview_is_no_error(video_page, tmp_path, artifacts):
+    """Issue 22, defect 4: an MP4 with MPEG-4 Part 2 video (OpenCV's "mp4v") got a red "Video not
+    playable" toast and an "Error" badge on upload, which stayed after the analysis succeeded."""
+    clip = write_clip(tmp_path / "mp4v.mp4", astronaut_frames(20), fps=10, codec="mpeg4")
+    video_page.locator("#video-input input[type=file]").set_input_files(str(clip))
+    video_page.locator("#video-summary").get_by_text("No preview").wait_for(timeout=UI_MS)
+    assert "MPEG-4 Part 2" in video_page.locator("#video-summary").inner_text()
+    video_page.locator("#video-analyze").click()
+    video_page.wait_for_function("() => /frames analysed|Could not/.test("
+                                 "document.querySelector('#video-summary').innerText)", timeout=FIRST_RESULT_MS)
+    assert video_page.locator("#video-summary").inner_text().startswith("10 frames analysed")
+    # Nothing on the page calls it an error: no toast, no badge on the input.
+    toasts = [video_page.locator(".toast-body").nth(i).inner_text() for i in range(video_page.locator(".toast-body").count())]
+    assert toasts == []
+    assert "Error" not in video_page.locator("#video-input").inner_text()
+    video_page.screenshot(path=str(artifacts / "video_mp4v.png"), full_page=True)

@@ -67,7 +67,17 @@ def test_format_summary_counts_caps_and_time():
     assert "5 faces found" in capped and "limit 2" in capped and "3 not shown" in capped
     assert "explanation: off" in capped and "test-time augmentation: flip" in capped
     none = render.format_summary(fake_prediction([]), 0.3, "gradcam", None, "none")
-    assert none.startswith("**No face found**")
+    assert none.startswith("**No face found** (in 300 ms).")
+    # Issue 22: a fast answer said "No face found (0.0 s)".
+    assert "(in 40 ms)" in render.format_summary(fake_prediction([]), 0.04, None, None, "none")
+    assert "in 1 ms." in render.format_summary(fake_prediction([fake_face()]), 0.0002, None, None, "none")
+
+
+def test_errors_are_said_in_sentences():
+    """Issue 22: "Could not analyse this photo. not an image (...)": the message starts a sentence."""
+    html = render.error_html("not an image (or an unsupported format)", "Could not analyse this photo.")
+    assert "Could not analyse this photo.</strong> Not an image (or an unsupported format)" in html
+    assert render.error_html("") == '<div class="fer-error" role="alert"></div>'
 
 
 def test_result_dict_is_json_and_records_settings():

@@ -63,3 +63,18 @@ def test_errors_are_said_in_the_summary(handler, tmp_path, video, fps, cam, mess
 
 def test_the_limits_text_names_the_limits():
     assert "100 MB" in LIMITS_TEXT and "60 s" in LIMITS_TEXT and "at most 10" in LIMITS_TEXT
+
+
+def test_an_upload_browsers_cannot_play_is_said_to_have_no_preview(tmp_path):
+    """Issue 22, defect 4: MPEG-4 Part 2 (OpenCV's "mp4v") has no preview; H.264 and VP9 have one."""
+    from fer_demo.ui.video_tab import START_TEXT
+
+    frames = astronaut_frames(4)
+    mp4v = write_clip(tmp_path / "mp4v.mp4", frames, codec="mpeg4")
+    assert "No preview" in VideoHandler.uploaded({"path": str(mp4v)}) and "MPEG-4 Part 2" in VideoHandler.uploaded(str(mp4v))
+    assert VideoHandler.uploaded(str(write_clip(tmp_path / "h264.mp4", frames))) == START_TEXT
+    assert VideoHandler.uploaded(str(write_clip(tmp_path / "vp9.webm", frames, codec="libvpx-vp9"))) == START_TEXT
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("not a video\n")
+    assert VideoHandler.uploaded(str(not_a_video)) == START_TEXT  # the analysis says what is wrong
+    assert VideoHandler.uploaded(None) == START_TEXT

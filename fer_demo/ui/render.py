@@ -26,10 +26,22 @@ if TYPE_CHECKING:
 DISPLAY_MAX_SIDE = 1280
 
 
+def sentence(text: str) -> str:
+    """``text`` as a sentence on the page: its first letter upper case (library messages start lower
+    case, as Python's do: "not an image (...)")."""
+    return text[:1].upper() + text[1:]
+
+
 def error_html(message: str, heading: str | None = None) -> str:
-    """A request that could not be analysed, said once in the page's summary (``fer-error``)."""
+    """A request that could not be analysed, said once in the page's summary (``fer-error``); the
+    message as a sentence of its own."""
     head = f"<strong>{html.escape(heading)}</strong> " if heading else ""
-    return f'<div class="fer-error" role="alert">{head}{html.escape(message)}</div>'
+    return f'<div class="fer-error" role="alert">{head}{html.escape(sentence(message))}</div>'
+
+
+def duration(seconds: float) -> str:
+    """How long an analysis took, as people read it: "40 ms" under a second (never "0.0 s"), else "1.2 s"."""
+    return f"{max(1, round(seconds * 1000))} ms" if seconds < 0.9995 else f"{seconds:.1f} s"
 
 
 def face_caption(index: int, face: FaceResult) -> str:
@@ -78,12 +90,12 @@ def format_summary(prediction: Prediction, seconds: float, cam: str | None, targ
     """Markdown: how many faces, whether the list was capped, each face's verdict, time taken."""
     n = len(prediction.faces)
     if prediction.faces_found == 0:
-        return f"**No face found** ({seconds:.1f} s). {NO_FACE_HINT}"
+        return f"**No face found** (in {duration(seconds)}). {NO_FACE_HINT}"
     head = f"**{prediction.faces_found} face{'s' if prediction.faces_found != 1 else ''} found**"
     if prediction.truncated:
         head += (f", the {n} most confident analysed (limit {prediction.max_faces} per photo; "
                  f"{prediction.faces_found - n} not shown)")
-    lines = [head + f" in {seconds:.1f} s."]
+    lines = [head + f" in {duration(seconds)}."]
     for i, face in enumerate(prediction.faces):
         notes = (f" (a close call: less than {100 * CLOSE_CALL_MARGIN:.0f} percentage points apart)"
                  if face.close_call else "")

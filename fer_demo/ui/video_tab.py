@@ -30,13 +30,40 @@ from fer_demo.video import (
     VideoAnalysis,
     analyze_video,
     check_fps,
+    probe_video,
 )
 
 log = logging.getLogger(__name__)
 
 VIDEO_CAM_CHOICES = [NO_CAM, *CAM_METHODS]
-START_TEXT = "Upload a video (or record one with the webcam), then press **Analyze video**."
+# HTML, not Markdown: the summary is a gr.HTML (issue 22 saw "**Analyze video**" on the page).
+START_TEXT = "Upload a video (or record one with the webcam), then press <strong>Analyze video</strong>."
 NO_VIDEO_TEXT = "Upload a video first."
+
+# Video codecs that browsers play (in MP4, WebM or MOV). Others (MPEG-4 Part 2, what OpenCV's "mp4v"
+# and older cameras write; ProRes; ...) are analysed all the same, but the upload has no preview.
+BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
+CODEC_NAMES = {"mpeg4": "MPEG-4 Part 2", "hevc": "H.265", "prores": "ProRes", "mjpeg": "Motion JPEG"}
+
+
+def no_preview_text(codec: str) -> str:
+    """What the summary says for an upload whose codec the browser cannot play (HTML)."""
+    name = html.escape(CODEC_NAMES.get(codec, codec))
+    return (f"No preview: browsers cannot play this video's codec ({name}). It is analysed all the same: "
+            "press <strong>Analyze video</strong>; the annotated video comes back in a format they play.")
+
+
+# gr.Video calls a preview its browser cannot play an error ("Video not playable" toast, "Error"
+# badge). Its <video> element's error event is stopped before it gets there (a capturing listener on
+# the document runs first); the summary says instead that there is no preview (``VideoHandler.uploaded``).
+# (The summary's js_on_load: it runs when the tab renders, before any upload.)
+NO_PREVIEW_ERROR_JS = """if (!window.ferNoPreviewError) {
+    window.ferNoPreviewError = true;
+    document.addEventListener('error', (e) => {
+        const t = e.target;
+        if (t instanceof HTMLMediaElement && t.closest('#video-input')) { e.stopImmediatePropagation(); }
+    }, true);
+}"""
 
 
 LIMITS_TEXT = (
@@ -134,6 +161,22 @@ class VideoHandler:
     def clear() -> tuple:
         return None, None, None, START_TEXT
 
+    @staticmethod
+    def uploaded(video: str | dict | None) -> str:
+        """A new upload: the summary's first words (no preview for a codec browsers cannot play).
+
+        Only the container's header is read; a file that is no video is said by the analysis.
+        """
+        if isinstance(video, dict):
+            video = video.get("path")
+        if video is None:
+            return START_TEXT
+        try:
+            codec = probe_video(video).codec
+        except InvalidVideoError:
+            return START_TEXT
+        return START_TEXT if codec in BROWSER_CODECS else no_preview_text(codec)
+
 
 def build_video_tab(predictor, keep=lambda: ()) -> VideoHandler:
     """Lay out the Video tab in the current ``gr.Tab`` and wire it; returns its handler.
@@ -155,7 +198,7 @@ def build_video_tab(predictor, keep=lambda: ()) -> VideoHandler:
                 run = gr.Button("Analyze video", variant="primary", elem_id="video-analyze")
             gr.Markdown(LIMITS_TEXT, elem_classes=["fer-note"])
         with gr.Column(scale=2):
-            summary = gr.HTML(START_TEXT, elem_id="video-summary")
+            summary = gr.HTML(START_TEXT, elem_id="video-summary", js_on_load=NO_PREVIEW_ERROR_JS)
             annotated = gr.Video(label="Annotated video", interactive=False, elem_id="video-annotated")
             timeline = gr.Plot(label="Expressions over time (smoothed), one panel per face", elem_id="video-timeline")
             files = gr.File(label="Records (CSV, JSON): frame, time, face, box, probabilities, label",
@@ -170,6 +213,8 @@ def build_video_tab(predictor, keep=lambda: ()) -> VideoHandler:
                      api_name="predict_video", concurrency_id="inference", preprocess=False,
                      api_description="Find and follow the faces in a video file, classify each face's expression "
                                      "in every sampled frame (smoothed over time). Returns the records as JSON.")
+    video.upload(handler.uploaded, inputs=[video], outputs=[summary], queue=False, preprocess=False,
+                 api_visibility="private")
     clear.add([video])
     clear.click(handler.clear, outputs=outputs, queue=False, api_visibility="private")
     return handler
