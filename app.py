@@ -177,8 +177,9 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 outputs = [annotated, cards, table, summary, result, result_file]
                 page_inputs = [image, cam, target, tta]
                 # The screen stays true to the photo: a new photo (upload, webcam, paste, example) first
-                # clears every output, then is analysed (~0.3 s); a changed option re-runs it; the button
-                # runs it again. The photo's ``input`` event (what the visitor did), not ``change``:
+                # clears every output (a TIFF, which browsers do not show, gets a PNG copy in the Photo
+                # box: handler.new_photo), then is analysed (~0.3 s); a changed option re-runs it; the
+                # button runs it again. The photo's ``input`` event (what the visitor did), not ``change``:
                 # Gradio's Image fires ``change`` twice when an upload replaces a photo, which ran
                 # every photo after the first twice (issue 22); an example click, which sets the photo
                 # from the server, starts its own analysis. preprocess=False: the handler gets the uploaded file as sent (Gradio
@@ -190,8 +191,8 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 # the controls, so the page scrolls to them.
                 analysis = dict(inputs=page_inputs, outputs=outputs, concurrency_id="inference", preprocess=False,
                                 api_visibility="private")
-                image.input(handler.clear, outputs=outputs, queue=False, api_visibility="private",
-                            trigger_mode="always_last",
+                image.input(handler.new_photo, inputs=[image], outputs=[*outputs, image], queue=False,
+                            preprocess=False, api_visibility="private", trigger_mode="always_last",
                             ).then(handler.refresh, **analysis).then(None, js=SCROLL_TO_RESULTS_JS)
                 gr.on([cam.change, target.change, tta.change], handler.refresh, trigger_mode="always_last",
                       **analysis).then(None, js=SCROLL_TO_RESULTS_JS)

@@ -436,3 +436,22 @@ def test_each_photo_is_analysed_once(browser, monitored_url):
         assert monitor_records(log) == expected
     finally:
         context.close()
+
+
+def test_a_tiff_gets_a_preview_in_the_photo_box(page, tmp_path, artifacts):
+    """Issue 22, defect 3: a TIFF was analysed but its preview was a broken image (browsers do not
+    show TIFF): the Photo box shows a PNG copy, and the analysis is the TIFF's."""
+    tiff = tmp_path / f"scan-{os.urandom(4).hex()}.tif"
+    Image.open(ASTRONAUT).save(tiff, "TIFF")
+    page.locator("#photo input[type=file]").set_input_files(str(tiff))
+    result = wait_for_result(page)
+    assert len(result["faces"]) == 1 and result["image_size"] == list(Image.open(ASTRONAUT).size)
+    page.wait_for_function("() => { const i = document.querySelector('#photo img');"
+                           " return i && /\\.png/.test(i.src); }", timeout=UI_MS)
+    assert broken_images(page, "#photo img") == []
+    assert page.locator("#photo img").first.evaluate("i => i.naturalWidth") == Image.open(ASTRONAUT).width
+    # The upload and its copy are gone from the server once analysed; a re-run works from memory.
+    uploads = Path(gradio_utils.get_upload_folder())
+    assert list(uploads.rglob(tiff.name)) == [] and list(uploads.rglob(tiff.with_suffix(".png").name)) == []
+    assert len(analyze_and_wait(page)["faces"]) == 1
+    page.screenshot(path=str(artifacts / "app_tiff.png"), full_page=True)

@@ -207,3 +207,27 @@ def test_an_empty_heatmap_is_named_not_drawn_as_an_answer(handler):
         assert (f"gradcam: why {target}" in out.cards) == (not empty), target
         assert (f"no evidence for {target}" in out.summary) == empty, target
         assert out.cards.count('class="fer-heat"') == (0 if empty else 2), target
+
+
+def test_a_tiff_gets_a_png_preview_with_the_same_pixels_and_is_deleted(tmp_path):
+    """Issue 22, defect 3: browsers do not show TIFF; the Photo box gets a PNG of the same pixels."""
+    import numpy as np
+    from PIL import Image
+
+    uploads = tmp_path / "uploads"
+    (uploads / "abc").mkdir(parents=True)
+    tiff = uploads / "abc" / "scan.tif"
+    Image.open(ASTRONAUT).save(tiff, "TIFF")
+    handler = ui_handler.AnalyzeHandler(predictor=None, result_files=ui_handler.ResultFiles(), upload_folder=uploads)
+    *outputs, preview = handler.new_photo({"path": str(tiff)})
+    assert tuple(outputs[3:]) == (START_TEXT, None, None)  # every output emptied first
+    assert Path(preview).suffix == ".png" and not tiff.exists()
+    assert np.array_equal(np.asarray(load_image(preview)), np.asarray(Image.open(ASTRONAUT).convert("RGB")))
+    # Formats browsers show are left as they are (gr.skip()); so is a file that cannot be read.
+    (uploads / "def").mkdir()
+    jpeg = uploads / "def" / "astronaut.jpg"
+    jpeg.write_bytes(ASTRONAUT.read_bytes())
+    bad = uploads / "def" / "bad.tif"
+    bad.write_bytes(b"II*\x00 not really")
+    for kept in (jpeg, bad):
+        assert not isinstance(handler.new_photo(str(kept))[-1], str) and kept.exists()

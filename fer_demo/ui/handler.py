@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import pandas as pd
 
-from fer_demo.io import InvalidImageError, read_bytes
+from fer_demo.io import InvalidImageError, load_image, read_bytes
 from fer_demo.monitor import MonitorLog
 from fer_demo.ui.cards import cards_html, photo_html
 from fer_demo.ui.options import (CAM_CHOICES, DEFAULT_CAM, MEMORY_TTL_MIN, NO_CAM, NO_PHOTO_TEXT, PREDICTED, START_TEXT,
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # Result JSON files are handed to Gradio, which copies them into its own cache on return; the
 # originals are deleted this many seconds later (the copy is removed by ``delete_cache``).
 RESULT_FILE_TTL_S = 60
+# Formats the app reads that browsers do not show (the Photo box would show a broken image): TIFF,
+# by its first bytes (little- and big-endian). A PNG copy is shown (and analysed: the same pixels).
+NO_BROWSER_PREVIEW = (b"II*\x00", b"MM\x00*")
 
 
 class ResultFiles:
@@ -57,12 +60,16 @@ class ResultFiles:
         return self._root
 
     def write(self, data: dict) -> Path:
+        path = self.new_path("fer_result.json")
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+    def new_path(self, name: str) -> Path:
+        """A path named ``name`` in a new folder of its own (pruned like the rest)."""
         self.prune()
         folder = self.root / uuid.uuid4().hex
         folder.mkdir()
-        path = folder / "fer_result.json"
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        return path
+        return folder / name
 
     def prune(self) -> None:
         if self._root is None:
@@ -209,6 +216,34 @@ class AnalyzeHandler:
     def clear() -> tuple:
         """Every output as the page starts (before a new photo's result, so no old one stays up)."""
         return Outputs.empty().as_tuple()
+
+    def new_photo(self, image: str | dict | None) -> tuple:
+        """A photo was put in: every output as the page starts, then what the Photo box shows.
+
+        The Photo box is left as it is (``gr.skip()``), except for a format browsers cannot show
+        (TIFF): then it gets a PNG copy of the upright photo, which the analysis reads in its place
+        (the same pixels: ``load_image`` of either gives the same RGB); the upload itself is deleted.
+        A file that cannot be read is left for the analysis to say so.
+        """
+        return (*self.clear(), self.preview(image))
+
+    def preview(self, image: str | dict | None):
+        if isinstance(image, dict):
+            image = image.get("path")
+        if image is None or not Path(image).is_file():
+            return gr.skip()
+        path = Path(image)
+        try:
+            with path.open("rb") as fh:
+                if not fh.read(4).startswith(NO_BROWSER_PREVIEW):
+                    return gr.skip()
+            photo = load_image(read_bytes(path))
+        except (OSError, InvalidImageError):
+            return gr.skip()
+        png = self.result_files.new_path(path.with_suffix(".png").name)
+        photo.save(png, "PNG", compress_level=1)
+        discard(path, self.upload_folder, self.keep())
+        return str(png)
 
     def forget_session(self, request: gr.Request = None) -> None:
         """The tab was closed or the page cleared: drop the photos this session sent from memory."""
