@@ -228,10 +228,11 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 monitor_tab.select(show, inputs=monitor_inputs, outputs=monitor_outputs, queue=False,
                                    api_visibility="private")
             with gr.Tab("About", id="about"):
-                about = gr.Markdown(about_markdown(info, page_address()), elem_id="about")
+                monitored = monitor is not None
+                about = gr.Markdown(about_markdown(info, page_address(), monitored), elem_id="about")
 
                 def about_for(request: gr.Request) -> str:  # the client snippet names the address in use
-                    return about_markdown(info, page_address(request))
+                    return about_markdown(info, page_address(request), monitored)
 
                 demo.load(about_for, outputs=[about], queue=False, api_visibility="private")
         demo.unload(handler.forget_session)

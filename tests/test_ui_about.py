@@ -30,3 +30,18 @@ def test_page_address_comes_from_the_request(monkeypatch):
     assert page_address(behind_proxy) == "https://fer.example.org/"
     monkeypatch.setenv("SPACE_ID", "someone/fer-demo")
     assert page_address(behind_proxy) == "someone/fer-demo"
+
+
+def test_privacy_says_what_each_mode_sends_and_keeps(release):
+    """Issue 22, defect 8: Privacy said only the snapshot is sent, while Live streams frames."""
+    from fer_demo import limits
+
+    about = about_markdown(ModelInfo.load(release))
+    privacy = about[about.index("## Privacy"):about.index("## Use from code")]
+    for mode in ("Analyze: a photo", "webcam snapshot", "**Live**", "**Video**", "Monitoring log"):
+        assert mode in privacy, mode
+    assert f"up to {1 / limits.LIVE_STREAM_EVERY_S:.0f} webcam frames a second" in privacy
+    assert f"at most {limits.LIVE_MAX_SIDE} px" in privacy and "never logged" in privacy
+    assert "only the snapshot you take" in privacy
+    assert "on this page it is off" in privacy
+    assert "on this page it is **on**" in about_markdown(ModelInfo.load(release), monitored=True)

@@ -50,19 +50,25 @@ and schools). Analyse only photos of people who agreed to it.
 
 ## Privacy
 
-- Photos and webcam snapshots are sent to this server only to be analysed. They are not
-  logged, not used for training, and not shared.
-- The uploaded file is deleted from the server's disk as soon as it has been read. Its bytes
-  stay in the server's memory (never on disk) for {ttl} minutes after their last use, so you can
-  re-run the photo with other settings; closing the tab or pressing **Clear** drops them sooner.
+What each mode sends to this server, and what the server keeps of it:
+
+| Mode | What is sent | What is kept, and how long |
+| --- | --- | --- |
+| **Analyze: a photo** (upload, paste or example) | the photo file, once | The file is deleted from the server's disk as soon as it has been read. Its bytes stay in the server's memory (never on disk) for {ttl} minutes after their last use, so you can re-run it with other settings; closing the tab or pressing **Clear** drops them sooner. |
+| **Analyze: a webcam snapshot** | only the snapshot you take (the camera is on only after you click it) | as a photo |
+| **Live** | while you record, up to {live_fps} webcam frames a second (at most {live_side} px) | Each frame is analysed in memory and dropped: never written to disk, never logged. The faces' tracks (positions and probabilities, no pixels) are kept in memory until you close the tab, or {live_idle} minutes without a frame. |
+| **Video** | the video file, once | The file is deleted from the server's disk once analysed; its frames are never written to disk. The annotated video and the CSV/JSON records you download are deleted within {delete_min} minutes. |
+
 - Result images (the photo with its boxes, the faces, the heatmaps) are never written to the
   server's disk: they are sent to your browser inside the page itself. The downloadable JSON result
   (boxes and probabilities, no pixels) is deleted after {json_ttl} minutes. Everything left is
-  deleted when the server stops.
-- The webcam is only switched on when you click it, and only the snapshot you take is sent.
-- A video (Video tab) is deleted from the server's disk once analysed; its frames are never written
-  to disk, only the annotated video and the CSV/JSON records you download, which are deleted by the
-  same clean-up as the other results.
+  deleted when the server stops. Nothing you send is used for training or shared.
+- **Monitoring log**, only where the operator turned it on (the page then says so at its top and
+  has a **Monitor** tab): for every face analysed on **Analyze**, one line of statistics (the
+  predicted label and probabilities, the face detector's score, the face's size, brightness and
+  contrast, the options used, the time). Never the photo, any pixel, the face's position, a file
+  name, or anything that identifies you or your device. Live and Video are not logged. It is off
+  by default and on this page{monitor_state}.
 - The app itself loads no third-party fonts, analytics or trackers (a hosting page around it,
   such as a Hugging Face Space, has its own policies).
 
@@ -104,7 +110,9 @@ def page_address(request: Any = None, default: str = "http://localhost:7860/") -
     return f"{scheme}://{host}/"
 
 
-def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7860/") -> str:
+def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7860/", monitored: bool = False) -> str:
+    """The About page (Markdown); ``url`` for the client snippet; ``monitored``: whether this
+    deployment keeps the monitoring log (the Privacy section says so)."""
     if info is not None and info.metrics is not None:
         m = info.metrics
         accuracy = (f"This model is right on {m['accuracy']:.0%} of FER2013's PublicTest faces "
@@ -116,4 +124,7 @@ def about_markdown(info: ModelInfo | None = None, url: str = "http://localhost:7
     init = {"scratch": " from scratch", "imagenet": " (starting from ImageNet weights)"}.get(init, "")
     return ABOUT.format(emotions=", ".join(EMOTIONS), accuracy=accuracy, ttl=MEMORY_TTL_MIN,
                         json_ttl=limits.DELETE_AFTER_S // 60, url=url, init=init,
+                        live_fps=f"{1 / limits.LIVE_STREAM_EVERY_S:.0f}", live_side=limits.LIVE_MAX_SIDE,
+                        live_idle=f"{limits.LIVE_IDLE_S / 60:g}", delete_min=round(limits.DELETE_AFTER_S / 60),
+                        monitor_state=" it is **on**" if monitored else " it is off",
                         cam=DEFAULT_CAM, cams=", ".join(CAM_CHOICES))
