@@ -66,6 +66,15 @@ THEME = gr.themes.Default(
     # System fonts: the default theme fetches Google Fonts, a third-party request per visitor.
     font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+).set(
+    # Readable contrast (WCAG AA, 4.5:1; axe-core checks it in tests/test_browser_a11y.py): the default
+    # theme's grey help texts (#bbbbc2 on white, 1.9:1), white on indigo-500 buttons (4.46:1)
+    # and amber-600 links (3.2:1).
+    body_text_color_subdued="*neutral_600",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    link_text_color="*secondary_800", link_text_color_hover="*secondary_700",
+    link_text_color_visited="*secondary_800", link_text_color_active="*secondary_800",
 )
 CSS = """
 #summary { min-height: 4em; }
@@ -73,6 +82,8 @@ CSS = """
 .fer-warning { border-left: 4px solid #E69F00; padding-left: 0.75em; }
 @media (max-width: 640px) { #heatmap-controls { flex-direction: column; } }
 .fer-error { border-left: 4px solid #D55E00; padding: 0.4em 0.75em; background: rgba(213, 94, 0, 0.08); }
+/* The code snippet's strings and comments in colours readable on the light code background (4.5:1). */
+.prose .token.string { color: #3f6212; } .prose .token.comment { color: #4b5563; }
 """ + CARDS_CSS + LIVE_CSS
 
 
