@@ -74,3 +74,72 @@ def test_axe_finds_nothing_serious_on_any_tab_before_and_after_a_result(browser,
         assert {k: v for k, v in found.items() if v} == {}
     finally:
         context.close()
+
+
+def test_every_result_image_has_alt_text_and_faces_are_numbered(page):
+    """Alt text on every result image, naming its face; a face is told apart by its number, not
+    only by its colour (the number on its box, in its card's badge and in every alt text)."""
+    page.locator("#photo input[type=file]").set_input_files(str(EXAMPLES / "group_three_faces.jpg"))
+    result = wait_for_result(page)
+    n = len(result["faces"])
+    assert n == 3
+    photo_alt = page.locator("#annotated img").get_attribute("alt")
+    assert photo_alt.startswith("The photo with 3 numbered face boxes")
+    assert all(f"face {i + 1}: {f['label']}" in photo_alt for i, f in enumerate(result["faces"]))
+    cards = page.locator("#face-cards .fer-card")
+    for i in range(n):
+        card = cards.nth(i)
+        assert card.locator(".fer-badge").inner_text() == str(i + 1)
+        alts = card.locator("img").evaluate_all("els => els.map(e => e.getAttribute('alt') || '')")
+        assert len(alts) == 5, alts  # seen by the network; face and heatmap; photo region and heatmap
+        assert all(re.search(rf"\bface {i + 1}\b", alt) for alt in alts), alts
+        assert sum("heatmap" in alt for alt in alts) == 2 and any("48 by 48" in alt for alt in alts), alts
+
+
+def focus(page, selector: str, text: str | None = None, presses: int = 80) -> None:
+    """Press Tab until the focused element matches ``selector`` (and shows ``text``): keys only."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("([sel, text]) => { const e = document.activeElement;"
+                         " return !!e && e.matches(sel) && (text === null || e.innerText.trim() === text); }",
+                         [selector, text]):
+            return
+    raise AssertionError(f"{selector} never got the focus in {presses} presses of Tab")
+
+
+def test_the_page_works_with_the_keyboard_alone(browser, url, artifacts):
+    """Issue 22: upload (the file chooser opened by a key), an example, options and tabs, keys only."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.locator("#analyze-button").wait_for(timeout=UI_MS)
+        # Upload: Enter on the drop zone opens the system's file chooser.
+        focus(page, "#photo button[aria-label^='Drop an image']")
+        with page.expect_file_chooser(timeout=UI_MS) as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(EXAMPLES / "astronaut.jpg"))
+        page.locator("#summary").get_by_text("1 face found").wait_for(timeout=FIRST_RESULT_MS)
+        # An example: Enter on its thumbnail.
+        focus(page, "#examples button[aria-label^='Thumbnail 4']")  # "3 faces"
+        page.keyboard.press("Enter")
+        page.locator("#summary").get_by_text("3 faces found").wait_for(timeout=FIRST_RESULT_MS)
+        # Options: a radio button with Space, a dropdown by typing and Enter.
+        focus(page, "#tta input[value='flip']")
+        page.keyboard.press("Space")
+        page.locator("#summary").get_by_text("test-time augmentation: flip").wait_for(timeout=FIRST_RESULT_MS)
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.closest('#target') !== null")
+        page.keyboard.type("sad")
+        page.keyboard.press("Enter")
+        page.locator("#summary").get_by_text("heatmaps explain: sad").wait_for(timeout=FIRST_RESULT_MS)
+        assert page.locator("#face-cards .fer-card").count() == 3
+        # Tabs: Enter on a tab shows its page.
+        page.keyboard.press("Escape")
+        focus(page, "#tabs [role=tab]", "About")
+        page.keyboard.press("Enter")
+        page.locator("#about").get_by_text("Responsible use").wait_for(timeout=UI_MS)
+        page.screenshot(path=str(artifacts / "keyboard_about.png"))
+    finally:
+        context.close()

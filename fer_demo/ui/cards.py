@@ -143,8 +143,8 @@ def _region_views(prediction: Prediction, face: FaceResult, n: int) -> tuple[str
     if scale < 1:
         heat = cv2.resize(heat, region.size, interpolation=cv2.INTER_LINEAR)
     rgba = np.dstack([colorize(heat), np.where(heat >= REGION_MIN_HEAT, 255, 0).astype(np.uint8)])
-    return (_img(data_uri(region, "JPEG"), f"face {n} in the photo"),
-            _img(data_uri(rgba), f"heatmap of face {n} on the photo", "fer-heat"))
+    return (_img(data_uri(region, "JPEG"), f"face {n} as it is in the photo"),
+            _img(data_uri(rgba), f"heatmap over face {n} in the photo: warm where the evidence is", "fer-heat"))
 
 
 def bars_html(probabilities: Iterable[tuple[str, float]], label: str, digits: int = 1) -> str:
@@ -183,10 +183,11 @@ def face_card_html(prediction: Prediction, index: int, cam: str | None) -> str:
         explained = face.target or face.label
         views.append(_figure(seen, "what the network sees (48×48)"))
         caption = f"{cam}: {cam_caption(face, explained)}"
-        face_view = _img(data_uri(face.aligned_rgb, "JPEG"), f"face {n}")
+        face_view = _img(data_uri(face.aligned_rgb, "JPEG"), f"face {n}, straightened and cropped, in colour")
         if has_evidence(face):
             heat = cv2.resize(face.heatmap, (HEAT_SIDE, HEAT_SIDE), interpolation=cv2.INTER_LINEAR)
-            face_view += _img(data_uri(colorize(heat), "JPEG"), f"heatmap: why {explained}", "fer-heat")
+            face_view += _img(data_uri(colorize(heat), "JPEG"), f"heatmap over face {n}: why {explained}, warm "
+                              "where the evidence is", "fer-heat")
         views.append(_figure(face_view, caption))
         if face.matrix is not None:
             region, region_heat = _region_views(prediction, face, n)
