@@ -36,7 +36,7 @@ from fer_demo.ui.about import about_markdown, page_address
 from fer_demo.ui.cards import CARDS_CSS, DEFAULT_OPACITY
 from fer_demo.ui.handler import AnalyzeHandler
 from fer_demo.ui.live_tab import LIVE_CSS, build_live_tab
-from fer_demo.ui.model_page import ModelInfo, build_model_tab
+from fer_demo.ui.model_page import MODEL_CSS, ModelInfo, build_model_tab
 from fer_demo.ui.monitor_tab import build_monitor_tab
 from fer_demo.ui.options import (CAM_CHOICES, CAM_HELP, DEFAULT_CAM, LIMITS_TEXT, PREDICTED, START_TEXT,
                                  TARGET_CHOICES, TTA_CHOICES)
@@ -84,7 +84,7 @@ CSS = """
 .fer-error { border-left: 4px solid #D55E00; padding: 0.4em 0.75em; background: rgba(213, 94, 0, 0.08); }
 /* The code snippet's strings and comments in colours readable on the light code background (4.5:1). */
 .prose .token.string { color: #3f6212; } .prose .token.comment { color: #4b5563; }
-""" + CARDS_CSS + LIVE_CSS
+""" + CARDS_CSS + LIVE_CSS + MODEL_CSS
 
 
 # Example thumbnails get captions (the two Grace Hopper photos look the same on screen).

@@ -455,3 +455,41 @@ def test_a_tiff_gets_a_preview_in_the_photo_box(page, tmp_path, artifacts):
     assert list(uploads.rglob(tiff.name)) == [] and list(uploads.rglob(tiff.with_suffix(".png").name)) == []
     assert len(analyze_and_wait(page)["faces"]) == 1
     page.screenshot(path=str(artifacts / "app_tiff.png"), full_page=True)
+
+
+LINES_PER_CELL_JS = """els => els.map(e => { const r = document.createRange(); r.selectNodeContents(e);
+    return new Set([...r.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top))).size; })"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, {"width": 1366, "height": 900}], ids=["phone", "desktop"])
+def test_model_page_tables_and_plots_read_on_a_phone_and_a_desktop(browser, url, artifacts, viewport):
+    """Issue 22, defect 6: the faithfulness table wrapped one letter a line on a phone ("gradca m" on a
+    desktop); the reliability diagram's label covered the plot; "Model card" had two names."""
+    context, page = visit(browser, url, viewport)
+    try:
+        page.get_by_role("tab", name="Model").click()
+        table = page.locator("#faithfulness table")
+        table.wait_for(timeout=UI_MS)
+        cells = table.locator("th, td")
+        assert cells.count() > 10
+        lines = cells.evaluate_all(LINES_PER_CELL_JS)
+        assert max(lines) == 1, list(zip(cells.all_inner_texts(), lines))
+        # The table scrolls inside its box; the page itself never sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        # The reliability diagram: nothing floats over the plot, its title is in the page above it.
+        plot = page.locator("#reliability-diagram img").first
+        plot.wait_for(timeout=UI_MS)
+        plot.scroll_into_view_if_needed()
+        covered = plot.evaluate("""img => { const b = img.getBoundingClientRect();
+            return [[0.1, 0.05], [0.3, 0.05], [0.1, 0.3], [0.5, 0.5]].map(([fx, fy]) =>
+                document.elementFromPoint(b.left + fx * b.width, b.top + fy * b.height))
+                .filter(e => e !== img).map(e => e.outerHTML.slice(0, 80)); }""")
+        assert covered == []
+        assert "Reliability diagram" in page.locator("#reliability-title").inner_text()
+        # One name for the model card.
+        accordions = page.locator("#tabs button, #tabs .label-wrap").all_inner_texts()
+        assert sum(t.strip().startswith("Model card") for t in accordions) == 1, accordions
+        plot.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / f"model_{viewport['width']}.png"))
+    finally:
+        context.close()

@@ -22,6 +22,13 @@ from fer_demo.model_card import failure_modes, model_card_markdown, split_name, 
 from fer_demo.weights import card_path
 
 # Training settings that are paths on the machine that trained the model: never shown.
+RELIABILITY_TITLE = "Reliability diagram before and after temperature scaling"
+# The faithfulness table (Markdown) keeps each cell on one line ("gradcam", not "gradca m" or one
+# letter a line on a phone) and scrolls sideways inside its own box when the screen is narrower.
+MODEL_CSS = """
+#faithfulness table { display: block; max-width: 100%; overflow-x: auto; }
+#faithfulness th, #faithfulness td { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
+"""
 LOCAL_PATH_SETTINGS = ("data", "out", "imagenet_weights")
 
 @dataclass
@@ -270,7 +277,9 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
     with gr.Accordion("Calibration: what the percentages mean", open=True):
         cal = info.calibration
         if info.reliability_png is not None and cal is not None:
-            gr.Image(value=str(info.reliability_png), label="Reliability diagram before and after temperature scaling",
+            # Its title in the page, not as the component's label (which floats over the plot's top).
+            gr.Markdown(f"**{RELIABILITY_TITLE}**", elem_id="reliability-title")
+            gr.Image(value=str(info.reliability_png), label=RELIABILITY_TITLE, show_label=False,
                      interactive=False, buttons=["fullscreen", "download"], elem_id="reliability-diagram")
         gr.Markdown(calibration_markdown(cal), elem_id="calibration-text")
     with gr.Accordion("Explanations: how faithful each heatmap method is", open=True):
@@ -280,11 +289,15 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
     if info.curves_png is not None or info.history is not None:
         with gr.Accordion("Training curves", open=False):
             if info.curves_png is not None:
-                gr.Image(value=str(info.curves_png), label="Loss and accuracy per epoch", interactive=False)
+                gr.Markdown("**Loss and accuracy per epoch**")
+                gr.Image(value=str(info.curves_png), label="Loss and accuracy per epoch", show_label=False,
+                         interactive=False, elem_id="training-curves")
             if info.history is not None:
                 gr.Dataframe(value=readable_history(info.history), label="history.csv", interactive=False,
                              elem_id="history-table")
-    with gr.Accordion("Model card and training settings", open=info.metrics is None):
+    # One thing is called "Model card" on the page (the accordion above); this one shows the model
+    # file's settings and the training run's, read from the card.
+    with gr.Accordion("Model file and training settings", open=info.metrics is None):
         gr.Dataframe(value=model_table(info.card), label=f"Model ({card_path(weights).name})",
                      interactive=False, wrap=True)
         gr.Dataframe(value=training_table(info.card), label="Training settings (from the card)",
