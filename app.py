@@ -150,12 +150,17 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                     with gr.Column(scale=1):
                         image = gr.Image(
                             sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
-                            label="Photo", height=360, elem_id="photo",
+                            label="Photo", height=320, elem_id="photo",
                             # Mirrored like a mirror, as people expect of a selfie preview; the snapshot is
                             # mirrored too, which changes nothing that matters (expressions are
                             # left-right symmetric; the classifier trains with horizontal flips).
                             webcam_options=gr.WebcamOptions(mirror=True),
                         )
+                        # Right below the photo, one row: in view on a 1366x900 screen without scrolling.
+                        example_gallery = gr.Gallery(
+                            value=[(p, example_caption(p)) for p in examples], label="Examples (click one)",
+                            columns=5, rows=1, height=150, allow_preview=False, interactive=False, buttons=[],
+                            object_fit="cover", elem_id="examples", visible=bool(examples))
                         with gr.Row():
                             cam = gr.Dropdown(CAM_CHOICES, value=DEFAULT_CAM, label="Explanation (CAM method)",
                                               info=CAM_HELP, elem_id="cam")
@@ -166,10 +171,6 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                         with gr.Row():
                             clear = gr.ClearButton(value="Clear", elem_id="clear-button")
                             run = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
-                        example_gallery = gr.Gallery(
-                            value=[(p, example_caption(p)) for p in examples], label="Examples (click one)",
-                            columns=3, rows=2, height=280, allow_preview=False, interactive=False, buttons=[],
-                            object_fit="cover", elem_id="examples", visible=bool(examples))
                         gr.Markdown(LIMITS_TEXT, elem_classes=["fer-note"])
                     with gr.Column(scale=2):
                         summary = gr.Markdown(START_TEXT, elem_id="summary")

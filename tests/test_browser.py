@@ -493,3 +493,21 @@ def test_model_page_tables_and_plots_read_on_a_phone_and_a_desktop(browser, url,
         page.screenshot(path=str(artifacts / f"model_{viewport['width']}.png"))
     finally:
         context.close()
+
+
+def test_the_examples_are_in_view_on_a_laptop_screen(browser, url, artifacts):
+    """Issue 22, defect 10: at 1366x900 the examples were below the fold."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        thumbs = page.locator("#examples button[aria-label^='Thumbnail']")
+        thumbs.first.wait_for(timeout=UI_MS)
+        page.wait_for_function("() => document.querySelectorAll('#examples img').length >= 5 && "
+                               "[...document.querySelectorAll('#examples img')].every(i => i.complete)", timeout=UI_MS)
+        bottoms = thumbs.evaluate_all("els => els.map(e => e.getBoundingClientRect().bottom)")
+        assert len(bottoms) == 5 and max(bottoms) <= 900, bottoms
+        assert page.evaluate("window.scrollY") == 0
+        page.screenshot(path=str(artifacts / "app_first_view_1366.png"))
+    finally:
+        context.close()

@@ -153,3 +153,18 @@ def test_bad_arguments(predictor):
         FrameAnalyzer(predictor, cam="scorecam")
     with pytest.raises(ValueError, match="uint8"):
         FrameAnalyzer(predictor).process(np.zeros((10, 10), np.uint8), 0.0)
+
+
+def test_the_tag_on_a_webcam_frame_is_big_enough_to_read_on_a_phone():
+    """Issue 22, defect 10: on a phone (a 640x480 frame shown ~360 px wide) the tag was ~7 px tall.
+    Its filled box is now at least 1/16 of the frame's height (it was 22 px of 480): >= 16 CSS px there."""
+    from fer_demo.frames import FrameFace
+    from fer_demo.model import EMOTIONS
+
+    frame = np.full((480, 640, 3), 255, np.uint8)
+    probs = np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+    face = FrameFace(1, (200.0, 200.0, 360.0, 400.0), probs, probs.astype(np.float32), EMOTIONS[0])
+    drawn = annotate_frame(frame, FrameResult(0, 0.0, [face], True, 0.0, tuple(EMOTIONS)), EMOTIONS)
+    column = drawn[:200, 205]  # above the box, through the tag's filled background
+    tag_rows = np.flatnonzero((column != 255).any(axis=1))
+    assert tag_rows.size >= 480 / 16, tag_rows.size

@@ -42,6 +42,17 @@ JPEG_QUALITY = 80
 PLOT_W, PLOT_H = 360, 130
 
 LIVE_CSS = """
+/* Gradio (6.31) shows its progress timer ("0.0s", "processing | 0.1s") on a stream's inputs and
+   outputs at every frame, show_progress="hidden" notwithstanding: it flickered above the status line. */
+#live-webcam .progress-text, #live-cam .progress-text, #live-follow .progress-text, #live-frame .progress-text,
+#live-face .progress-text, #live-status .progress-text { display: none !important; }
+/* On a phone the answer comes right below the camera, the options and limits after it. */
+@media (max-width: 768px) {
+  #live-row { flex-direction: column; }
+  #live-controls { display: contents; }
+  #live-controls > * { order: 2; }
+  #live-controls > #live-webcam { order: 0; } #live-results { order: 1; } #live-controls > #live-limits { order: 3; }
+}
 #live-frame img { display: block; width: 100%; max-width: 640px; border-radius: 6px; }
 .fer-live-face header { display: flex; gap: 0.5em; align-items: baseline; margin-bottom: 6px; }
 .fer-live-face .fer-badge { background: var(--fer-face); }
@@ -182,8 +193,8 @@ def build_live_tab(predictor) -> LiveHandler:
     handler = LiveHandler(predictor)
     gr.Markdown("Your webcam, live: every face boxed and numbered with its expression; the bars and the plot "
                 f"follow one face. {smoothing_text()}", elem_id="live-intro")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False, elem_id="live-row"):
+        with gr.Column(scale=1, elem_id="live-controls"):
             # type="numpy": each streamed frame (a JPEG data URL) is decoded in memory, no file. Mirrored
             # like the Analyze tab's webcam: the frames sent are mirrored too, so the answer matches the preview.
             webcam = gr.Image(
@@ -196,7 +207,7 @@ def build_live_tab(predictor) -> LiveHandler:
             follow = gr.Number(0, precision=0, minimum=0, label="Follow face number",
                                info="the number on its box; 0: the largest face", elem_id="live-follow")
             gr.Markdown(limits_text(), elem_classes=["fer-note"], elem_id="live-limits")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_id="live-results"):
             frame = gr.HTML(elem_id="live-frame", js_on_load=None)
             face = gr.HTML(elem_id="live-face", js_on_load=None)
             status = gr.Markdown(START_TEXT, elem_id="live-status")
