@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_helpers import EXAMPLES, FIRST_RESULT_MS, UI_MS, current_result_href, visit, wait_for_result
+from browser_helpers import EXAMPLES, FIRST_RESULT_MS, UI_MS, visit, wait_for_result
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from video_clips import astronaut_frames, write_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
@@ -114,11 +115,22 @@ def test_the_page_works_with_the_keyboard_alone(browser, url, artifacts):
     try:
         page.goto(url)
         page.locator("#analyze-button").wait_for(timeout=UI_MS)
-        # Upload: Enter on the drop zone opens the system's file chooser.
+        page.wait_for_function("() => [...document.querySelectorAll('#examples img')].length >= 5 &&"
+                               " [...document.querySelectorAll('#examples img')].every(i => i.complete)", timeout=UI_MS)
+        # Upload: Enter on the drop zone opens the system's file chooser (on a busy machine the first
+        # press may come before the page is ready for it: press again, as a person would).
         focus(page, "#photo button[aria-label^='Drop an image']")
-        with page.expect_file_chooser(timeout=UI_MS) as chooser:
-            page.keyboard.press("Enter")
-        chooser.value.set_files(str(EXAMPLES / "astronaut.jpg"))
+        chooser = None
+        for _ in range(3):
+            try:
+                with page.expect_file_chooser(timeout=10_000) as opened:
+                    page.keyboard.press("Enter")
+                chooser = opened.value
+                break
+            except PlaywrightTimeout:
+                continue
+        assert chooser is not None, "Enter on the photo's drop zone never opened the file chooser"
+        chooser.set_files(str(EXAMPLES / "astronaut.jpg"))
         page.locator("#summary").get_by_text("1 face found").wait_for(timeout=FIRST_RESULT_MS)
         # An example: Enter on its thumbnail.
         focus(page, "#examples button[aria-label^='Thumbnail 4']")  # "3 faces"

@@ -24,9 +24,10 @@ from fer_demo.weights import card_path
 # Training settings that are paths on the machine that trained the model: never shown.
 RELIABILITY_TITLE = "Reliability diagram before and after temperature scaling"
 # The faithfulness table (Markdown) keeps each cell on one line ("gradcam", not "gradca m" or one
-# letter a line on a phone) and scrolls sideways inside its own box when the screen is narrower.
+# letter a line on a phone) and scrolls sideways inside its own (focusable) box when the screen is
+# narrower.
 MODEL_CSS = """
-#faithfulness table { display: block; max-width: 100%; overflow-x: auto; }
+#faithfulness .fer-scroll { max-width: 100%; overflow-x: auto; }
 #faithfulness th, #faithfulness td { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
 """
 LOCAL_PATH_SETTINGS = ("data", "out", "imagenet_weights")
@@ -283,7 +284,9 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
                      interactive=False, buttons=["fullscreen", "download"], elem_id="reliability-diagram")
         gr.Markdown(calibration_markdown(cal), elem_id="calibration-text")
     with gr.Accordion("Explanations: how faithful each heatmap method is", open=True):
-        gr.Markdown(faithfulness_markdown(info.faithfulness), elem_id="faithfulness")
+        # In a region that keyboard users can focus and scroll (the table is wider than a phone).
+        gr.Markdown('<div class="fer-scroll" tabindex="0" role="region" aria-label="Faithfulness of each heatmap '
+                    f'method">\n\n{faithfulness_markdown(info.faithfulness)}\n\n</div>', elem_id="faithfulness")
     with gr.Accordion("Model card", open=False):
         gr.Markdown(model_card_markdown(info.card or {}, info.faithfulness), elem_id="model-card")
     if info.curves_png is not None or info.history is not None:
