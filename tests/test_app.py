@@ -66,11 +66,14 @@ def test_build_demo_returns_blocks_without_launching(which, request):
     assert demo.delete_cache == app.DELETE_CACHE
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
     assert {"photo", "analyze-button", "annotated", "face-cards", "cam-opacity", "examples", "summary"} <= ids
-    # Every way a photo or an option changes re-runs the analysis (photo changes clear first).
+    # Every way a photo or an option changes re-runs the analysis (a new photo clears first). The
+    # photo's input (what the visitor did), never its change: Gradio fires change twice when an upload
+    # replaces a photo (issue 22: every photo after the first was analysed twice).
     triggers = {(t[0], t[1]) for d in config["dependencies"] for t in d["targets"]}
     by_id = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     named = {(by_id.get(i), event) for i, event in triggers}
-    assert {("photo", "change"), ("cam", "change"), ("target", "change"), ("tta", "change"),
+    assert {("photo", "input"), ("cam", "change"), ("target", "change"), ("tta", "change"),
             ("examples", "select"), ("cam-opacity", "change")} <= named
+    assert ("photo", "change") not in named
     assert ("confusion-matrix" in ids) == (which == "release")
     assert ("per-class-table" in ids) == (which == "release")

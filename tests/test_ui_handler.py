@@ -19,6 +19,7 @@ from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
 from fer_demo.ui import handler as ui_handler
 from fer_demo.ui.options import START_TEXT
+from fer_demo.ui.render import sentence
 
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
 CAT = EXAMPLES / "no_face_cat.jpg"
@@ -59,7 +60,7 @@ def test_bad_files_give_one_clear_message(handler, tmp_path, content):
     assert str(tmp_path) not in e.value.message  # no server paths in what the user sees
     out = ui_handler.Outputs(*handler(str(bad), "gradcam", "predicted", "none"))
     assert 'class="fer-error"' in out.summary and "Could not analyse this photo." in out.summary
-    assert html.escape(expected_message(bad)) in out.summary
+    assert html.escape(sentence(expected_message(bad))) in out.summary  # as a sentence: "Not an image ..."
     assert (out.photo, out.cards, out.result, out.result_file) == ("", "", None, None) and out.table.empty
 
 
