@@ -57,7 +57,8 @@ def test_live_stream_answers_labelled_frames_while_photos_are_still_served(
         seen = frames_seen(page, 5, FIRST_RESULT_MS / 1000)
         assert len(seen) >= 5 and seen == sorted(seen), seen  # new frames keep coming, in order
         alt = page.locator("#live-frame img").get_attribute("alt")
-        assert re.fullmatch(r"face \d+: \w+ \d+%", alt), alt  # one face, boxed and labelled
+        assert re.fullmatch(r"The webcam frame, each face boxed with its number and expression: face \d+: \w+ \d+%",
+                            alt), alt  # one face, boxed and labelled
         assert page.locator("#live-frame img").evaluate("e => e.src.startsWith('data:image/jpeg')")
         face = page.locator("#live-face").inner_text()
         assert all(e in face for e in EMOTIONS), face  # the bars

@@ -48,6 +48,8 @@ def test_on_a_phone_the_live_answer_is_below_the_camera_without_timers(playwrigh
                                                                                      options_top)
         # The frame is shown the phone's width; its tag is drawn big enough to read there (tested in
         # pixels by test_frames); no sideways scrolling.
+        alt = page.locator("#live-frame img").get_attribute("alt")
+        assert alt.startswith("The webcam frame, each face boxed with its number and expression: face 1: "), alt
         width = page.locator("#live-frame img").evaluate("e => e.getBoundingClientRect().width")
         assert 300 <= width <= PHONE["width"]
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

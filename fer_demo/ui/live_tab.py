@@ -99,7 +99,9 @@ def frame_html(frame: LiveFrame) -> str:
     """The annotated frame as an ``<img>`` (alt: every face's tag); ``data-frame`` counts the frames."""
     faces = frame.result.faces
     tags = "; ".join(f"face {f.track_id}: {f.label} {float(f.probabilities[frame.classes.index(f.label)]):.0%}"
-                     for f in faces) or NO_FACE_TEXT
+                     for f in faces)
+    tags = (f"The webcam frame, each face boxed with its number and expression: {tags}" if faces
+            else f"The webcam frame: {NO_FACE_TEXT}")
     return (f'<div class="fer-live-frame" data-frame="{frame.result.index}" data-faces="{len(faces)}">'
             f'<img src="{data_uri(frame.image, "JPEG", JPEG_QUALITY)}" alt="{html.escape(tags)}"></div>')
 
