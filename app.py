@@ -194,8 +194,9 @@ def build_demo(predictor: Predictor, weights: str | Path = WEIGHTS, examples: li
                 # button runs it again. The photo's ``input`` event (what the visitor did), not ``change``:
                 # Gradio's Image fires ``change`` twice when an upload replaces a photo, which ran
                 # every photo after the first twice (issue 22); an example click, which sets the photo
-                # from the server, starts its own analysis. preprocess=False: the handler gets the uploaded file as sent (Gradio
-                # still checks it is an upload of this server): gr.Image's preprocessing would decode it
+                # from the server, starts its own analysis. preprocess=False: the handler gets the
+                # uploaded file as sent (Gradio still checks it is an upload of this server):
+                # gr.Image's preprocessing would decode it
                 # with PIL first, so a file that is not an image would fail inside Gradio with a bare
                 # "Error"; fer_demo.io.load_image decodes it once, honours EXIF orientation, checks the
                 # size limits and says what is wrong. Everything shares one concurrency slot

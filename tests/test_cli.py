@@ -174,4 +174,5 @@ def test_a_photo_over_the_pixel_limit_gets_the_clean_message(tmp_path, capsys, r
     big.write_bytes(jpeg_declaring(12000, 12000))
     code, out, _ = run(capsys, str(big), "--json", "--weights", str(release_weights))
     assert code != 0
-    assert json.loads(out)["error"] == "image too large: 12000x12000 = 144.0 megapixels; at most 50 megapixels are accepted"
+    assert json.loads(out)["error"] == ("image too large: 12000x12000 = 144.0 megapixels; "
+                                        "at most 50 megapixels are accepted")
