@@ -24,6 +24,7 @@ own, scaled to the 40x40 input as on the full model (``tests/test_fastnet.py`` c
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 
@@ -52,7 +53,8 @@ CAM_METHODS = {
 DEFAULT_CAM = "gradcam"
 
 
-def _tail_cam(cam_cls: type) -> type:
+@functools.lru_cache(maxsize=None)
+def tail_cam(cam_cls: type) -> type:
     """``cam_cls`` run on ``FastNet.tail``: its input is the target layer's 5x5 activations, the maps
     are scaled to the 40x40 network input as pytorch-grad-cam scales them on the whole model."""
 
@@ -61,8 +63,6 @@ def _tail_cam(cam_cls: type) -> type:
 
     return type(f"Tail{cam_cls.__name__}", (cam_cls,), {"get_target_width_height": get_target_width_height})
 
-
-TAIL_CAM_METHODS = {name: _tail_cam(cls) for name, cls in CAM_METHODS.items()}
 
 
 class Explainer:
@@ -157,7 +157,7 @@ class Explainer:
             with self.lock, torch.inference_mode(False), torch.enable_grad():
                 x = eval_transform(torch.from_numpy(faces)).to(self.device)
                 activations = self.fast.head(x).requires_grad_(True)
-                with TAIL_CAM_METHODS[method](model=self.fast.tail, target_layers=[self.fast.tail.cam]) as cam:
+                with tail_cam(CAM_METHODS[method])(model=self.fast.tail, target_layers=[self.fast.tail.cam]) as cam:
                     grayscale = cam(input_tensor=activations, targets=cam_targets)
                     logits = cam.outputs.detach()
         else:
