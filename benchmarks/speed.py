@@ -22,7 +22,9 @@ FERNet as trained) on all of PublicTest (top-1 agreement, largest probability di
 300 faces' Grad-CAM heatmaps (Spearman rank correlation): issue 21 asks for >= 99.5%, <= 0.02 and
 >= 0.98. ``--faces`` counts the faces each side's detector finds on the examples, on
 ``../shared/data/sfew-dev`` and on 300 PublicTest faces upscaled to 192x192 (no face may be lost).
-Timings are wall-clock; the load average is printed with them.
+Timings are wall-clock; the load average is printed with them. On a machine busy with other work,
+pass ``--threads 1``: two OpenMP threads per worker on two busy cores wait on each other and the
+timings (of both sides) swing by seconds; on a quiet machine leave torch's default.
 """
 
 from __future__ import annotations
