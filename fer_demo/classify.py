@@ -4,6 +4,10 @@ Preprocessing is ``fer_demo.transforms`` (the one path shared with training); th
 only batches, runs the network and turns logits into probabilities: the mean over test-time
 views of softmax(logits / T), with the temperature T the export fitted for that TTA mode
 (``fer_demo.calibration``; T = 1 for a card without calibration).
+
+The network runs as ``fer_demo.fastnet.FastNet`` (BatchNorm folded, channels-last, bf16 where the
+CPU has it natively), chosen once at load time by ``precision``; ``precision="reference"`` runs the
+fp32 ``FERNet`` as trained, the path the fast one is tested against.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_demo.fastnet import PRECISIONS, FastNet
 from fer_demo.model import FACE_SIZE
 from fer_demo.transforms import tta_views
 from fer_demo.weights import load_model
@@ -57,9 +62,14 @@ class EmotionClassifier:
     Args:
         weights_path: a ``.safetensors`` file with its ``.json`` card next to it.
         device: torch device.
+        precision: how the network runs: ``"auto"`` (default: ``FastNet`` in bf16 on a CPU with
+            native bf16, else fp32), ``"fp32"``, ``"bf16"`` (``FastNet``), or ``"reference"`` (the
+            fp32 ``FERNet`` as trained, slower).
 
     Attributes:
-        model: the ``FERNet`` in eval mode (shared with ``fer_demo.explain.Explainer``).
+        model: the reference ``FERNet`` in eval mode (shared with ``fer_demo.explain.Explainer``).
+        fast: the ``FastNet`` that ``predict`` runs (pass it to ``Explainer(..., fast=...)``), or
+            None with ``precision="reference"``.
         card: its ``ModelCard``; ``classes`` are the emotion names in output order.
         lock: held while ``model`` runs. An ``Explainer`` on the same model must share it
             (``Explainer(model, layer, lock=classifier.lock)``): while a CAM is computed the
@@ -69,10 +79,16 @@ class EmotionClassifier:
         fer_demo.weights.ModelFileError: the weights or card are missing or do not match.
     """
 
-    def __init__(self, weights_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> None:
+    def __init__(self, weights_path: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu",
+                 precision: str = "auto") -> None:
+        if precision != "reference" and precision not in PRECISIONS:
+            raise ValueError(f"Invalid precision {precision!r}. Only {', '.join(map(repr, PRECISIONS))} "
+                             "or 'reference' are supported.")
         self.weights_path = Path(weights_path)
         self.device = torch.device(device)
         self.model, self.card = load_model(self.weights_path, self.device)
+        self.fast = None if precision == "reference" else FastNet(self.model, self.card.cam_target_layer, precision)
+        self.precision = "reference" if self.fast is None else self.fast.precision
         self.lock = threading.Lock()
         self.temperatures = card_temperatures(self.card.extra)
 
@@ -104,7 +120,8 @@ class EmotionClassifier:
         with self.lock, torch.inference_mode():
             views = tta_views(torch.from_numpy(faces), tta)  # (V, N, 1, 40, 40)
             v = views.shape[0]
-            logits = self.model(views.reshape(v * n, *views.shape[2:]).to(self.device))
+            net = self.model if self.fast is None else self.fast
+            logits = net(views.reshape(v * n, *views.shape[2:]).to(self.device))
             probs = torch.softmax(logits.float() / self.temperature(tta), dim=1).reshape(v, n, k).mean(dim=0)
         out = probs.cpu().numpy().astype(np.float32)
         return out / out.sum(axis=1, keepdims=True)  # exact float32 sums after the mean

@@ -13,11 +13,18 @@ output only. While a CAM is computed, the weights do not require gradients and a
 hook hands the layers after the target a detached copy of its output that does, so the
 backward pass stops at the target layer instead of running through all of VGG19 (about half
 the time of a full forward + backward on a 40x40 face; the maps are identical).
+
+Faster still with the classifier's ``FastNet`` (``Explainer(..., fast=classifier.fast)``): its
+head (input -> target layer) runs without autograd, in bf16 where the CPU has it, and
+pytorch-grad-cam hooks a small model, ``FastNet.tail`` (target layer -> logits), fed the head's
+activations; only that tail runs forward and backward with autograd. The maps are pytorch-grad-cam's
+own, scaled to the 40x40 input as on the full model (``tests/test_fastnet.py`` compares them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 
@@ -27,6 +34,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from fer_demo.classify import check_faces
+from fer_demo.fastnet import FastNet
 from fer_demo.model import CAM_TARGET_LAYER, FACE_SIZE, INPUT_SIZE
 from fer_demo.transforms import eval_transform
 
@@ -45,6 +53,18 @@ CAM_METHODS = {
 DEFAULT_CAM = "gradcam"
 
 
+@functools.lru_cache(maxsize=None)
+def tail_cam(cam_cls: type) -> type:
+    """``cam_cls`` run on ``FastNet.tail``: its input is the target layer's 5x5 activations, the maps
+    are scaled to the 40x40 network input as pytorch-grad-cam scales them on the whole model."""
+
+    def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, int]:
+        return INPUT_SIZE, INPUT_SIZE
+
+    return type(f"Tail{cam_cls.__name__}", (cam_cls,), {"get_target_width_height": get_target_width_height})
+
+
+
 class Explainer:
     """Computes CAMs for a classifier's target layer.
 
@@ -55,12 +75,15 @@ class Explainer:
         lock: held while the model carries the CAM's hooks. Pass the lock of anything else that
             runs the same model (``EmotionClassifier.lock``) so no forward pass of theirs runs
             through the hooks; default: a lock of its own.
+        fast: the classifier's ``FastNet`` (``EmotionClassifier.fast``), split at the same target
+            layer: CAMs are then computed on it (faster, see the module docstring); None (default)
+            or a ``FastNet`` split elsewhere: on ``model``.
 
     ``explain`` is thread-safe: one CAM at a time hooks the shared model.
     """
 
     def __init__(self, model: torch.nn.Module, target_layer_name: str = CAM_TARGET_LAYER,
-                 lock: threading.Lock | None = None) -> None:
+                 lock: threading.Lock | None = None, fast: FastNet | None = None) -> None:
         modules = dict(model.named_modules())
         if target_layer_name not in modules:
             convs = [n for n, m in modules.items() if isinstance(m, (torch.nn.Conv2d, torch.nn.ReLU))]
@@ -71,6 +94,7 @@ class Explainer:
         self.target_layer = modules[target_layer_name]
         self.device = next(model.parameters()).device
         self.lock = lock if lock is not None else threading.Lock()
+        self.fast = fast if fast is not None and fast.split_layer == target_layer_name else None
 
     def explain(self, faces: np.ndarray, targets: list[int], method: str = "gradcam") -> np.ndarray:
         """One CAM per face, for one target class per face, in a single batch.
@@ -125,16 +149,23 @@ class Explainer:
         out = np.zeros((n, FACE_SIZE, FACE_SIZE), dtype=np.float32)
         if n == 0:
             return out, np.zeros((0, num_classes), dtype=np.float32)
-        cam_cls = CAM_METHODS[method]
         grayscale = logits = None
-        with self.lock, torch.inference_mode(False), torch.enable_grad(), self._gradients_stop_at_target():
-            x = eval_transform(torch.from_numpy(faces)).to(self.device)
-            cam_targets = None if targets is None else [ClassifierOutputTarget(t) for t in targets]
-            # Note: BaseCAM.__exit__ swallows IndexError (it prints it); targets are checked
-            # above, and a missing result is caught below.
-            with cam_cls(model=self.model, target_layers=[self.target_layer]) as cam:
-                grayscale = cam(input_tensor=x, targets=cam_targets)
-                logits = cam.outputs.detach()
+        cam_targets = None if targets is None else [ClassifierOutputTarget(t) for t in targets]
+        # Note: BaseCAM.__exit__ swallows IndexError (it prints it); targets are checked
+        # above, and a missing result is caught below.
+        if self.fast is not None:
+            with self.lock, torch.inference_mode(False), torch.enable_grad():
+                x = eval_transform(torch.from_numpy(faces)).to(self.device)
+                activations = self.fast.head(x).requires_grad_(True)
+                with tail_cam(CAM_METHODS[method])(model=self.fast.tail, target_layers=[self.fast.tail.cam]) as cam:
+                    grayscale = cam(input_tensor=activations, targets=cam_targets)
+                    logits = cam.outputs.detach()
+        else:
+            with self.lock, torch.inference_mode(False), torch.enable_grad(), self._gradients_stop_at_target():
+                x = eval_transform(torch.from_numpy(faces)).to(self.device)
+                with CAM_METHODS[method](model=self.model, target_layers=[self.target_layer]) as cam:
+                    grayscale = cam(input_tensor=x, targets=cam_targets)
+                    logits = cam.outputs.detach()
         if grayscale is None or logits is None:
             raise RuntimeError(f"{method} produced no CAM (pytorch-grad-cam suppressed an IndexError)")
         cams = np.nan_to_num(np.asarray(grayscale, dtype=np.float32), nan=0.0)

@@ -216,7 +216,7 @@ class Predictor:
         self.classes: tuple[str, ...] = self.classifier.classes
         # One lock for both: a CAM's hooks must never see a concurrent classification pass.
         self.explainer = Explainer(self.classifier.model, self.classifier.card.cam_target_layer,
-                                   lock=self.classifier.lock)
+                                   lock=self.classifier.lock, fast=self.classifier.fast)
 
     def _check_options(self, cam: str | None, target: str | None, tta: str) -> str | None:
         if cam is not None and cam.lower() == "none":

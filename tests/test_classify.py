@@ -44,9 +44,11 @@ def test_no_faces(classifier):
 
 
 def test_same_preprocessing_as_transforms(classifier, faces):
-    """predict == softmax(model(eval_transform(faces)) / T): the one preprocessing path, calibrated."""
+    """predict == softmax(net(eval_transform(faces)) / T): the one preprocessing path, calibrated.
+    (net: the serving FastNet; its answers against the reference FERNet: tests/test_fastnet.py.)"""
+    net = classifier.model if classifier.fast is None else classifier.fast
     with torch.no_grad():
-        logits = classifier.model(eval_transform(torch.from_numpy(faces)))
+        logits = net(eval_transform(torch.from_numpy(faces)))
     expected = torch.softmax(logits / classifier.temperature("none"), dim=1).numpy()
     np.testing.assert_allclose(classifier.predict(faces), expected, atol=1e-6)
     np.testing.assert_array_equal(tta_views(torch.from_numpy(faces), "none")[0], eval_transform(torch.from_numpy(faces)))
@@ -99,7 +101,7 @@ def test_card_temperatures_are_applied_per_tta_mode(release_weights, faces, tmp_
     card = json.loads(card_path(release_weights).read_text())
     card["calibration"] = {"temperature": {"none": 2.0, "flip": 0.5, "bogus": 3.0}}
     card_path(weights).write_text(json.dumps(card))
-    calibrated = EmotionClassifier(weights)
+    calibrated = EmotionClassifier(weights, precision="reference")  # exact fp32: the test checks the arithmetic
     assert calibrated.temperatures == {"none": 2.0, "flip": 0.5}
     assert calibrated.temperature("tencrop") == 1.0  # no temperature for that mode: unscaled
     with torch.no_grad():
@@ -109,5 +111,5 @@ def test_card_temperatures_are_applied_per_tta_mode(release_weights, faces, tmp_
             want = torch.softmax(logits / t, dim=-1).mean(0).numpy()
             np.testing.assert_allclose(calibrated.predict(faces, tta=tta), want, atol=1e-5)
     # Scaling a single view never changes the winner.
-    plain = EmotionClassifier(release_weights)
+    plain = EmotionClassifier(release_weights, precision="reference")
     assert (calibrated.predict(faces).argmax(1) == plain.predict(faces).argmax(1)).all()

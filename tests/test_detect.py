@@ -144,3 +144,35 @@ def test_rejects_non_rgb_input(detector, bad):
 def test_invalid_settings(kwargs):
     with pytest.raises(ValueError):
         FaceDetector(**kwargs)
+
+
+def stock_mtcnn_detect(detector: FaceDetector, image: Image.Image) -> list[tuple[np.ndarray, float]]:
+    """What facenet-pytorch's MTCNN, as it ships (channels-first networks, a PIL image in), finds with the
+    detector's settings on its detection copy."""
+    import torch
+    from facenet_pytorch import MTCNN
+
+    det_w, det_h, scale = detector.detection_size(*image.size)
+    small = image if scale == 1.0 else image.resize((det_w, det_h), Image.BILINEAR, reducing_gap=2.0)
+    mtcnn = MTCNN(keep_all=True, post_process=False, select_largest=False, thresholds=list(detector.thresholds),
+                  min_face_size=detector.min_face_px(det_w, det_h)).eval()
+    with torch.inference_mode():
+        boxes, probs = mtcnn.detect(small)
+    if boxes is None:
+        return []
+    return [(np.asarray(b, dtype=np.float64) * ([image.size[0] / det_w, image.size[1] / det_h] * 2), float(p))
+            for b, p in zip(boxes, probs) if p is not None and float(p) >= detector.min_score]
+
+
+@pytest.mark.parametrize("name", sorted(FACE_COUNTS))
+@pytest.mark.parametrize("size", [None, (640, 480), (256, 256)])
+def test_same_faces_as_stock_mtcnn(detector, photos, name, size):
+    """The speed-ups (channels-last networks, a planar image) find exactly what stock MTCNN finds."""
+    image = photos[name] if size is None else ImageOps.fit(photos[name], size, Image.BICUBIC)
+    ours = sorted(detector.detect(image), key=lambda f: f.box[0])
+    stock = sorted(stock_mtcnn_detect(detector, image), key=lambda bp: bp[0][0])
+    assert len(ours) == len(stock)
+    for face, (box, score) in zip(ours, stock):
+        box = np.clip(box, 0, [image.size[0], image.size[1]] * 2)
+        np.testing.assert_allclose(face.box, box, atol=0.05)
+        assert face.score == pytest.approx(score, abs=1e-4)

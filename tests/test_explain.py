@@ -16,14 +16,18 @@ from fer_demo.transforms import eval_transform
 HAPPY, ANGRY = EMOTIONS.index("happy"), EMOTIONS.index("angry")
 
 
-@pytest.fixture(scope="module")
-def classifier(release_weights) -> EmotionClassifier:
-    return EmotionClassifier(release_weights)
+# Every test runs on the reference model and on the serving FastNet (in fp32, where its maps equal
+# the reference's; bf16 against the reference: tests/test_fastnet.py).
+@pytest.fixture(scope="module", params=["reference", "fp32"])
+def classifier(release_weights, request) -> EmotionClassifier:
+    return EmotionClassifier(release_weights, precision=request.param)
 
 
 @pytest.fixture(scope="module")
 def explainer(classifier) -> Explainer:
-    return Explainer(classifier.model, classifier.card.cam_target_layer)
+    explainer = Explainer(classifier.model, classifier.card.cam_target_layer, fast=classifier.fast)
+    assert (explainer.fast is None) == (classifier.precision == "reference")
+    return explainer
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,8 @@ def faces() -> np.ndarray:
     return np.clip(base[None] + rng.normal(0, 20, (2, 48, 48)), 0, 255).astype(np.uint8)
 
 
-def assert_no_hooks(model: torch.nn.Module) -> None:
-    for name, module in model.named_modules():
+def assert_no_hooks(model: torch.nn.Module, fast: torch.nn.Module | None = None) -> None:
+    for name, module in [*model.named_modules(), *(fast.named_modules() if fast is not None else [])]:
         for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
             assert not getattr(module, hooks), f"{name or 'model'} keeps {hooks}"
     for p in model.parameters():
@@ -55,7 +59,7 @@ def test_cam_maps(explainer, faces, method, target):
     assert (cams[:, :, :4] == 0).all() and (cams[:, :, -4:] == 0).all()
     for cam in cams:
         assert cam.max() == pytest.approx(1.0, abs=1e-4) or cam.max() == 0.0
-    assert_no_hooks(explainer.model)
+    assert_no_hooks(explainer.model, explainer.fast)
 
 
 def test_gradient_maps_depend_on_the_target(explainer, faces):
@@ -96,7 +100,7 @@ def test_works_inside_a_callers_no_grad_block(explainer, faces, mode):
         assert not torch.is_grad_enabled()  # the caller's mode is restored
     np.testing.assert_allclose(cams, reference, atol=1e-6)
     assert cams.max() > 0  # real gradients were computed
-    assert_no_hooks(explainer.model)
+    assert_no_hooks(explainer.model, explainer.fast)
 
 
 def test_probabilities_of_the_cam_pass_match_the_classifier(classifier, explainer, faces):
@@ -133,4 +137,4 @@ def test_bad_arguments(explainer, faces, classifier):
         explainer.explain(faces.astype(np.float32), [0, 0])
     with pytest.raises(ValueError, match="not in the model"):
         Explainer(classifier.model, "features.99")
-    assert_no_hooks(explainer.model)
+    assert_no_hooks(explainer.model, explainer.fast)

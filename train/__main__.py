@@ -7,6 +7,7 @@
     python -m train calibrate --weights weights/fer_vgg19.safetensors --data ROOT   # re-fit T of a release
     python -m train card --weights weights/fer_vgg19.safetensors   # MODEL_CARD.md from the release files
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
+    python -m train export-onnx --out fer_vgg19.onnx --data ROOT   # ONNX (fp32), checked on PublicTest
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-eval", action="store_true", help="copy the run's metrics instead of re-scoring fp16")
     x.add_argument("--faithfulness-faces", type=int, default=300,
                    help="evaluation faces for the CAM faithfulness report (0: skip; ~2-3 s a face on 2 vCPUs)")
+    o = sub.add_parser("export-onnx", help="write a release as ONNX (fp32) and check it against PyTorch on PublicTest")
+    o.add_argument("--weights", default="weights/fer_vgg19.safetensors", help=".safetensors release file")
+    o.add_argument("--out", required=True, help="the .onnx file to write")
+    o.add_argument("--data", default=None, help="FER2013 folder root or CSV: check on its PublicTest split "
+                   "(top-1 agreement >= 99.5%%, probabilities within 0.02; fails otherwise)")
     return p
 
 
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_demo.weights import ModelFileError
     from train.data import DataError
     from train.fit import CheckpointWriteError, ResumeError, fit
+    from train.onnx_export import OnnxUnavailable
     from train.status import StatusError
 
     try:
@@ -246,12 +253,20 @@ def main(argv: list[str] | None = None) -> int:
             cmd_card(args)
         elif args.command == "reference":
             print(f"wrote {write_reference(args.weights, args.data, progress=sys.stderr.isatty())}")
+        elif args.command == "export-onnx":
+            from train.onnx_export import cmd_export_onnx
+
+            check = cmd_export_onnx(args.weights, args.out, args.data)
+            if check is not None and not check.passed:
+                print("error: the ONNX model does not give the PyTorch model's answers", file=sys.stderr)
+                return 1
         elif args.command == "status":
             from train.status import format_status, run_status
 
             st = run_status(args.out)
             print(json.dumps(st.to_dict(), indent=2) if args.json else format_status(st))
-    except (DataError, ModelFileError, ResumeError, StatusError, ImageNetWeightsUnavailable, CheckpointWriteError) as e:
+    except (DataError, ModelFileError, ResumeError, StatusError, ImageNetWeightsUnavailable, CheckpointWriteError,
+            OnnxUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the run directory: not a directory, no permission, disk full

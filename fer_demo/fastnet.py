@@ -1,0 +1,150 @@
+"""The serving copy of the classifier: the same network, laid out to run fast on a CPU.
+
+``FERNet`` (``fer_demo.model``) stays the reference: training, export and the tests' fp32
+answers. ``FastNet`` is built from it once, at load time, and is what ``EmotionClassifier``
+and ``Explainer`` run:
+
+- every BatchNorm is folded into the convolution before it (``torch.nn.utils.fusion``): one
+  operation instead of two, the same function in eval mode;
+- tensors and weights are channels-last (oneDNN's preferred layout; measured 10-30% faster at
+  batch 1 than channels-first, in fp32 and bf16);
+- the network is split at the Grad-CAM layer into ``head`` (input -> CAM layer) and ``tail``
+  (CAM layer -> logits). The head always runs without autograd; only a CAM runs the tail with
+  it, so the backward pass never sees the head;
+- with ``precision="bf16"`` the head runs in bfloat16 (weights stored in bf16, oneDNN on AMX /
+  AVX512-BF16), the tail stays in float32 (PyTorch's bf16 convolution backward measured slower
+  than fp32's here). At batch 1 this network is bound by reading its 20M weights; half the bytes
+  is most of the win. ``precision="auto"`` picks bf16 only where
+  the CPU has native bf16 instructions, fp32 elsewhere.
+
+The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) is tested in
+``tests/test_fastnet.py`` and measured on all of PublicTest by ``benchmarks/speed.py --agreement``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from fer_demo.model import FERNet
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where oneDNN's bf16 is fast."""
+    cpu = getattr(torch, "cpu", None)
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        probe = getattr(cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            continue
+    return False
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu") -> str:
+    """``"auto"`` -> ``"bf16"`` on a CPU with native bf16, else ``"fp32"``; others returned checked."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Invalid precision {precision!r}. Only {', '.join(map(repr, PRECISIONS))} are supported.")
+    if precision == "auto":
+        return "bf16" if torch.device(device).type == "cpu" and native_bf16() else "fp32"
+    return precision
+
+
+def fold_batchnorm(layers: list[nn.Module]) -> list[nn.Module]:
+    """Conv2d followed by BatchNorm2d (eval mode) -> one Conv2d computing the same; others kept."""
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+            out.append(fuse_conv_bn_eval(layer.eval(), layers[i + 1].eval()))
+            i += 2
+        else:
+            out.append(layer)
+            i += 1
+    return out
+
+
+class ToDtype(nn.Module):
+    """Casts its input to ``dtype`` (channels-last for 4-d tensors); gradients flow through."""
+
+    def __init__(self, dtype: torch.dtype, channels_last: bool = True) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.channels_last = channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"dtype={self.dtype}, channels_last={self.channels_last}"
+
+
+class Tail(nn.Module):
+    """CAM layer's output -> float32 logits. ``cam`` (an identity on the float32 activations) is the
+    module to hook: pytorch-grad-cam reads its activations and gradients."""
+
+    def __init__(self, layers: list[nn.Module], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.cam = nn.Identity()
+        self.body = nn.Sequential(ToDtype(dtype), *layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.cam(x)).float()
+
+
+class FastNet(nn.Module):
+    """``FERNet`` split at ``split_layer`` for serving (see the module docstring).
+
+    Args:
+        model: the reference ``FERNet`` (not modified; its weights are copied).
+        split_layer: name of a module of ``model.features`` (the card's ``cam_target_layer``).
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``resolve_precision``).
+
+    ``forward(x)``: float32 (N, 1, 40, 40) normalised faces -> float32 logits (N, C), like ``FERNet``.
+    ``head(x)``: the CAM layer's activations, float32 (N, 512, 5, 5), computed without autograd.
+    """
+
+    def __init__(self, model: FERNet, split_layer: str, precision: str = "auto") -> None:
+        super().__init__()
+        prefix = "features."
+        if not split_layer.startswith(prefix) or not split_layer[len(prefix):].isdigit():
+            raise ValueError(f"split layer {split_layer!r} must be a layer of model.features, e.g. 'features.35'")
+        index = int(split_layer[len(prefix):])
+        if not 0 <= index < len(model.features) - 1:
+            raise ValueError(f"split layer {split_layer!r} is not inside model.features "
+                             f"(features.0 .. features.{len(model.features) - 2})")
+        device = next(model.parameters()).device
+        self.precision = resolve_precision(precision, device)
+        self.split_layer = split_layer
+        head_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        src = copy.deepcopy(model).eval()
+        head = fold_batchnorm(list(src.features[: index + 1]))
+        tail = fold_batchnorm(list(src.features[index + 1:])) + [src.pool, *src.classifier]
+        self.head_dtype = head_dtype
+        self.head_net = nn.Sequential(*head).to(head_dtype).to(memory_format=torch.channels_last)
+        # The tail runs with autograd (for a CAM): float32, where oneDNN's backward is fast.
+        self.tail = Tail(tail, torch.float32).to(memory_format=torch.channels_last)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = x.to(self.head_dtype).contiguous(memory_format=torch.channels_last)
+            a = self.head_net(x).float()
+        # Outside inference mode a clone is an ordinary tensor, usable in an autograd graph.
+        return a if torch.is_inference_mode_enabled() else a.clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.tail(self.head(x))
