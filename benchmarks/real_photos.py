@@ -131,7 +131,7 @@ def build_predictor(args: argparse.Namespace) -> Predictor:
     overrides = {k: v for k, v in (("max_side", args.max_side), ("min_face_frac", args.min_face_frac),
                                    ("min_score", args.min_score), ("thresholds", args.thresholds)) if v is not None}
     detector = FaceDetector(**overrides) if overrides else None
-    return Predictor(args.weights, detector=detector)
+    return Predictor(args.weights, detector=detector, abstain=False)  # scored as answered; quality recorded
 
 
 def get_args_parser() -> argparse.ArgumentParser:
