@@ -144,3 +144,24 @@ def test_rejects_non_rgb_input(detector, bad):
 def test_invalid_settings(kwargs):
     with pytest.raises(ValueError):
         FaceDetector(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg", "astronaut.jpg"])
+def test_dim_photo_found_thanks_to_the_contrast_stretch(photos, name):
+    # A photo taken in dim light (grey levels x0.06): MTCNN alone misses the face, the default
+    # detector (contrast-stretched detection copy, limits.DETECT_AUTOCONTRAST_CUTOFF) finds it,
+    # with its box in the original photo's pixels, where the bright photo's face is.
+    bright = photos[name]
+    dim = Image.fromarray(np.rint(np.asarray(bright, dtype=np.float32) * 0.06).astype(np.uint8))
+    assert limits.DETECT_AUTOCONTRAST_CUTOFF > 0
+    assert FaceDetector(autocontrast=0).detect(dim) == []
+    found = FaceDetector().detect(dim)
+    assert len(found) == 1
+    ref = FaceDetector().detect(bright)[0]
+    assert np.allclose(found[0].box, ref.box, atol=0.1 * (ref.box[2] - ref.box[0]))
+
+
+@pytest.mark.parametrize("cutoff", [-1, 50, 80])
+def test_invalid_autocontrast(cutoff):
+    with pytest.raises(ValueError, match="autocontrast"):
+        FaceDetector(autocontrast=cutoff)
