@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     faces, labels = data.images.numpy(), data.labels.numpy()
     clf = EmotionClassifier(args.weights)
     t0 = time.perf_counter()
-    result: dict = {"data": data.source, "weights": str(args.weights), "tta": "none", "hardware": describe()}
+    result: dict = {"data": data.source, "weights": str(args.weights), "tta": "none", "hardware": asdict(describe())}
 
     pred = predict(clf, faces)
     result["clean"] = {"fer2013_labels": {"accuracy": float((pred == labels).mean()), "faces": int(len(labels))}}

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     predictor = build_predictor(args)
     d = predictor.detector
     settings = {"weights": str(args.weights), "max_side": d.max_side, "min_face_frac": d.min_face_frac,
-                "min_score": d.min_score, "thresholds": list(d.thresholds), "face": "largest", "tta": "none"}
+                "min_score": d.min_score, "thresholds": list(d.thresholds), "autocontrast": d.autocontrast, "face": "largest", "tta": "none"}
     t0 = time.perf_counter()
     records = run(predictor, photos, args.crops, progress=not args.no_progress)
     score = summarise(records, args.bootstrap)

@@ -86,16 +86,24 @@ def photo_set(path: Path, thresholds: QualityThresholds) -> dict:
     return out
 
 
-def publictest_set(data_root: Path, weights: Path, thresholds: QualityThresholds) -> dict:
-    """Curves for PublicTest through the classifier, each face assessed as a 48 px face without pose."""
+def publictest_set(data_root: Path, weights: Path, thresholds: QualityThresholds, cache: Path | None = None) -> dict:
+    """Curves for PublicTest through the classifier, each face assessed as a 48 px face without pose.
+
+    ``cache``: an .npz of the probabilities, written on the first run and read on later ones (same weights).
+    """
     from fer_demo.classify import EmotionClassifier
     from fer_demo.quality import assess
     from train.data import load_split
 
     data = load_split(data_root, "test", progress=False)
     faces, labels = data.images.numpy(), data.labels.numpy()
-    clf = EmotionClassifier(weights)
-    probs = np.concatenate([clf.predict(faces[i:i + 512]) for i in range(0, len(faces), 512)])
+    if cache is not None and cache.is_file():
+        probs = np.load(cache)["probs"]
+    else:
+        clf = EmotionClassifier(weights)
+        probs = np.concatenate([clf.predict(faces[i:i + 512]) for i in range(0, len(faces), 512)])
+        if cache is not None:
+            np.savez(cache, probs=probs)
     quality = [assess(f, None, None, 1.0, float(p.max()), thresholds).to_dict() for f, p in zip(faces, probs)]
     out = curves(quality, probs.argmax(axis=1) == labels, thresholds)
     out["source"] = data.source
@@ -134,13 +142,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--photos", type=Path, required=True, help="JSON written by benchmarks/real_photos.py --out")
     p.add_argument("--data", type=Path, default=None, help="FER2013 folder root: add PublicTest")
     p.add_argument("--weights", type=Path, default=ROOT / "weights" / "fer_vgg19.safetensors")
+    p.add_argument("--cache", type=Path, default=None, help="PublicTest probabilities .npz to reuse (same weights)")
     p.add_argument("--out", type=Path, default=None, help="write curves and points as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write the risk-coverage plot (PNG)")
     args = p.parse_args(argv)
     t = DEFAULT_THRESHOLDS
     sets = {"photos": photo_set(args.photos, t)}
     if args.data is not None:
-        sets["PublicTest"] = publictest_set(args.data, args.weights, t)
+        sets["PublicTest"] = publictest_set(args.data, args.weights, t, args.cache)
     print(f"thresholds: {t}")
     for name, s in sets.items():
         c = s["chosen"]
