@@ -43,7 +43,7 @@ class QualityThresholds:
     # refuse there; they are floors for what the model cannot have learnt (FER2013's faces are 48 px).
     min_face_px: float = 40.0
     min_sharpness: float = 0.15  # sfew-dev's 5th percentile 0.19; a photo blurred by sigma 5 px: ~0.1
-    min_brightness: float = 25.0  # the darkest fifth of sfew-dev's faces (mean grey < ~33) were read right 29% of the time, the rest 38%
+    min_brightness: float = 25.0  # the darkest fifth of sfew-dev's faces were read right 29% of the time, the rest 38%
     max_brightness: float = 235.0
     max_yaw: float = 45.0
     min_detection: float = 0.0  # the detector already keeps only scores >= 0.9 (fer_demo.detect.MIN_SCORE)
