@@ -71,7 +71,9 @@ def test_mirrored_image_gives_mirrored_boxes(detector, photos):
         check_face(face, *image.size)  # includes: "left eye" is the image-left one
     expect = sorted((width - f.box[2], f.box[1], width - f.box[0], f.box[3]) for f in faces)
     got = sorted(f.box for f in mirrored)
-    np.testing.assert_allclose(got, expect, atol=6)
+    # MTCNN is not exactly mirror-equivariant: on the contrast-stretched detection copy the middle face's
+    # box (~130 px) differs by up to 9 px between the photo and its mirror image (8%; 6 px without it).
+    np.testing.assert_allclose(got, expect, atol=10)
 
 
 def test_boxes_map_back_from_the_detection_copy(photos):
