@@ -60,6 +60,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
                    help=f"classifier .safetensors (with its .json card) [default: {DEFAULT_WEIGHTS}]")
     p.add_argument("--max-faces", type=int, default=None, help="analyse at most this many faces per image")
+    p.add_argument("--no-abstain", action="store_true",
+                   help="give every face an expression, even one the quality check cannot read reliably "
+                        "(too small, blurred, dark, turned away); by default such a face is answered "
+                        "\"can't read this face reliably (why)\" (JSON: label null, abstained true, guess)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     m = sub.add_parser("monitor", help="drift report of a monitoring log against the training reference",
                        description="Build an Evidently drift report (HTML) of the app's monitoring log "
@@ -188,7 +192,8 @@ def predict_main(args: argparse.Namespace) -> int:
             return 2
     items = expand_paths(args.paths)
     try:
-        predictor = Predictor(weights_path=args.weights, max_faces=args.max_faces or limits.MAX_FACES)
+        predictor = Predictor(weights_path=args.weights, max_faces=args.max_faces or limits.MAX_FACES,
+                              abstain=not args.no_abstain)
     except ModelFileError as e:
         print(f"error: cannot load the classifier: {e}", file=sys.stderr)
         return 2

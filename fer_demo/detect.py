@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fer_demo import limits
 
@@ -80,6 +80,8 @@ class FaceDetector:
             shorter side, in [0, 1); never below ``MTCNN_MIN_FACE_PX``.
         thresholds: MTCNN's three stage thresholds, each in (0, 1).
         min_score: final face probability a detection must reach, in [0, 1].
+        autocontrast: percentage (0-49) of darkest and brightest pixels clipped when the detection
+            copy's contrast is stretched (``limits.DETECT_AUTOCONTRAST_CUTOFF``); 0 = no stretch.
         device: torch device for the three small networks.
 
     ``detect`` is thread-safe (one call at a time runs MTCNN).
@@ -92,7 +94,11 @@ class FaceDetector:
         thresholds: tuple[float, float, float] = THRESHOLDS,
         min_score: float = MIN_SCORE,
         device: str | torch.device = "cpu",
+        autocontrast: float = limits.DETECT_AUTOCONTRAST_CUTOFF,
     ) -> None:
+        if not 0.0 <= autocontrast < 50.0:
+            raise ValueError(f"autocontrast={autocontrast} must be a percentage in [0, 50)")
+        self.autocontrast = float(autocontrast)
         if int(max_side) < 2 * MTCNN_MIN_FACE_PX:
             raise ValueError(f"max_side={max_side} is too small; use at least {2 * MTCNN_MIN_FACE_PX} px")
         if not 0.0 <= min_face_frac < 1.0:
@@ -159,6 +165,8 @@ class FaceDetector:
         width, height = image.size
         det_w, det_h, scale = self.detection_size(width, height)
         small = image if scale == 1.0 else image.resize((det_w, det_h), Image.BILINEAR, reducing_gap=2.0)
+        if self.autocontrast > 0:  # dim faces: MTCNN finds more of them in a contrast-stretched copy
+            small = ImageOps.autocontrast(small, cutoff=self.autocontrast)
         sx, sy = width / det_w, height / det_h  # exact per-axis factors after rounding
         min_face = self.min_face_px(det_w, det_h)
         if min(det_w, det_h) < min_face:

@@ -28,6 +28,7 @@ from fer_demo.align import check_rgb
 from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
+from fer_demo.quality import UNREADABLE
 from fer_demo.track import FaceTracker
 
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
@@ -59,6 +60,9 @@ class FrameFace:
         label: the smoothed label, changing with hysteresis (``FaceTracker``).
         heatmap: float32 (y2 - y1, x2 - x1) in [0, 1], the CAM of this frame's most probable class
             mapped onto the box region of the frame; None without a CAM.
+        abstained: True when this frame's face failed the quality check (``fer_demo.quality``) and the
+            predictor abstains: ``display_label`` then says "can't read this face reliably (why)".
+        reasons: why the face is unreadable in this frame (empty when readable).
     """
 
     track_id: int
@@ -67,6 +71,13 @@ class FrameFace:
     raw_probabilities: np.ndarray
     label: str
     heatmap: np.ndarray | None = None
+    abstained: bool = False
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def display_label(self) -> str:
+        """The smoothed label, or "can't read this face reliably (why)" when abstained."""
+        return f"{UNREADABLE} ({', '.join(self.reasons)})" if self.abstained else self.label
 
     @property
     def area(self) -> float:
@@ -85,6 +96,8 @@ class FrameFace:
             "track_id": int(self.track_id),
             "box": [round(float(v), 1) for v in self.box],
             "label": self.label,
+            "abstained": bool(self.abstained),
+            "display_label": self.display_label,
             "probabilities": {c: round(float(p), 6) for c, p in zip(classes, self.probabilities)},
         }
 
@@ -233,7 +246,8 @@ class FrameAnalyzer:
             heat = None if r.heatmap is None else heatmap_to_image(r.heatmap, r.matrix, r.box)
             faces.append(FrameFace(track_id=tr.track_id, box=tr.box, probabilities=tr.probabilities,
                                    raw_probabilities=tr.raw.astype(np.float32), label=self.classes[tr.label],
-                                   heatmap=heat))
+                                   heatmap=heat, abstained=bool(r.abstained),
+                                   reasons=() if r.quality is None else r.quality.reasons))
         return FrameResult(index=index, t=t, faces=faces, detected=detected, seconds=seconds, classes=self.classes)
 
 
@@ -266,7 +280,8 @@ def annotate_frame(frame: np.ndarray, result: FrameResult, classes: Sequence[str
         color = track_color(f.track_id)
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), color, thick)
         k = list(classes).index(f.label) if f.label in classes else int(np.argmax(f.probabilities))
-        text = f"{f.track_id} {f.label} {float(f.probabilities[k]):.0%}"
+        text = (f"{f.track_id} {f.display_label}" if f.abstained
+                else f"{f.track_id} {f.label} {float(f.probabilities[k]):.0%}")
         (tw, th), base = cv2.getTextSize(text, font, scale, stroke)
         pad = thick
         ty = y1 - th - base - 2 * pad  # above the box, else inside its top

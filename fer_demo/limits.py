@@ -45,6 +45,14 @@ DETECT_MAX_SIDE = 640
 # ``FaceDetector(min_face_frac=...)`` for crowd shots.
 MIN_FACE_FRAC = 1 / 12
 
+# The detection copy's contrast is stretched before MTCNN runs (PIL's ``ImageOps.autocontrast``, per
+# channel): this percentage of the darkest and of the brightest pixels is clipped and the rest spread
+# over 0-255. MTCNN misses dim faces: on ../shared/data/sfew-dev (film frames, many dark), no face was
+# found in 28 of 337 frames without it and in 13 with it, with no new face on the examples or the
+# no-face photo (benchmarks/real_photos.py; docs/real_photos.md). Only the detector sees the stretched
+# copy; alignment and the classifier read the original photo. 0 turns it off.
+DETECT_AUTOCONTRAST_CUTOFF = 1.0
+
 # --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
 # An uploaded file is deleted from disk as soon as the request that analyses it has read it.
 # Its bytes stay in memory (never on disk) this long after their last use, so the same photo can

@@ -24,6 +24,7 @@ from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
 from fer_demo.explain import CAM_METHODS, Explainer
 from fer_demo.io import ImageSource, load_image
+from fer_demo.quality import DEFAULT_THRESHOLDS, FaceQuality, QualityThresholds, assess
 
 # Weight of the heatmap colour when drawn over a face (0 = photo only, 1 = heatmap only).
 HEATMAP_ALPHA = 0.45
@@ -54,6 +55,12 @@ class FaceResult:
             of the photo, or None.
         matrix: float64 (2, 3) affine from image pixels to ``aligned``/``heatmap`` pixels
             (``AlignedFace.matrix``); ``cv2.invertAffineTransform`` maps back.
+        quality: the face's quality assessment (``fer_demo.quality``: size, sharpness, brightness,
+            pose, detector score, confidence, and whether it can be read reliably), or None.
+        abstained: True when the face was judged unreadable and the Predictor abstains
+            (``Predictor(abstain=True)``, the default): ``display_label`` and ``verdict`` then say
+            "can't read this face reliably (why)" instead of an expression. ``label`` and
+            ``probabilities`` still hold the model's guess.
     """
 
     box: tuple[int, int, int, int]
@@ -71,27 +78,39 @@ class FaceResult:
     overlay: np.ndarray | None = None
     region_overlay: np.ndarray | None = None
     matrix: np.ndarray | None = None
+    quality: FaceQuality | None = None
+    abstained: bool = False
 
     @property
     def display_label(self) -> str:
-        """The label as a person should read it: "happy", or "happy or surprise" for a close call."""
+        """The label as a person should read it: "happy", or "happy or surprise" for a close call, or
+        "can't read this face reliably (blurred)" when abstained."""
+        if self.abstained and self.quality is not None:
+            return self.quality.message
         return f"{self.label} or {self.runner_up}" if self.close_call and self.runner_up else self.label
 
     @property
     def verdict(self) -> str:
-        """ "happy 87%", or "happy 48% or surprise 41%" for a close call."""
+        """ "happy 87%", or "happy 48% or surprise 41%" for a close call, or the refusal when abstained."""
+        if self.abstained and self.quality is not None:
+            return self.quality.message
         if self.close_call and self.runner_up:
             return (f"{self.label} {self.confidence:.0%} or {self.runner_up} "
                     f"{self.probabilities[self.runner_up]:.0%}")
         return f"{self.label} {self.confidence:.0%}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (no pixel arrays)."""
+        """JSON-serialisable summary (no pixel arrays). When abstained, ``label`` is None (no
+        expression is claimed), ``guess`` is the model's most probable emotion and ``display_label``
+        the refusal."""
         return {
             "box": [int(v) for v in self.box],
             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
             "score": round(float(self.detection_score), 6),
-            "label": self.label,
+            "label": None if self.abstained else self.label,
+            "guess": self.label,
+            "abstained": bool(self.abstained),
+            "quality": None if self.quality is None else self.quality.to_dict(),
             "confidence": float(self.confidence),
             "runner_up": self.runner_up,
             "close_call": self.close_call,
@@ -194,6 +213,10 @@ class Predictor:
         detector: a ``FaceDetector``; default one with ``fer_demo.limits`` settings.
         max_faces: at most this many faces (highest detection score) are analysed.
         device: torch device for the classifier (and the default detector).
+        abstain: True (default): a face whose quality assessment says it cannot be read reliably
+            (``fer_demo.quality``) is answered "can't read this face reliably (why)" instead of an
+            expression (``FaceResult.abstained``); False: every face gets its expression.
+        quality_thresholds: the limits of that assessment (``quality.DEFAULT_THRESHOLDS``).
 
     ``analyze`` may be called from several threads; the stages serialise on their own locks.
 
@@ -207,7 +230,11 @@ class Predictor:
         detector: FaceDetector | None = None,
         max_faces: int = limits.MAX_FACES,
         device: str | torch.device = "cpu",
+        abstain: bool = True,
+        quality_thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
     ) -> None:
+        self.abstain = bool(abstain)
+        self.quality_thresholds = quality_thresholds
         if int(max_faces) < 1:
             raise ValueError(f"max_faces={max_faces} must be at least 1")
         self.max_faces = int(max_faces)
@@ -364,6 +391,8 @@ class Predictor:
         box = int_box(face.box, rgb.shape[1], rgb.shape[0])
         order = np.argsort(-probs, kind="stable")
         k, k2 = int(order[0]), int(order[1])
+        quality = assess(al.gray, al.matrix, face.landmarks, float(face.score), float(probs[k]),
+                         self.quality_thresholds)
         overlay = region = None
         if heatmap is not None and overlays:
             size = al.rgb.shape[0]
@@ -387,6 +416,8 @@ class Predictor:
             heatmap=heatmap,
             overlay=overlay,
             region_overlay=region,
+            quality=quality,
+            abstained=self.abstain and not quality.readable,
         )
 
 

@@ -30,10 +30,11 @@ def reuse_predictor(monkeypatch, shared_predictor, release_weights):
     any other weights path goes through the real constructor."""
     real = pipeline.Predictor
 
-    def make(weights_path, detector=None, max_faces=shared_predictor.max_faces, device="cpu"):
+    def make(weights_path, detector=None, max_faces=shared_predictor.max_faces, device="cpu", abstain=True):
         if Path(weights_path) == Path(release_weights) and detector is None and max_faces == shared_predictor.max_faces:
+            shared_predictor.abstain = abstain  # as Predictor(abstain=...), without reloading weights
             return shared_predictor
-        return real(weights_path, detector=detector, max_faces=max_faces, device=device)
+        return real(weights_path, detector=detector, max_faces=max_faces, device=device, abstain=abstain)
 
     monkeypatch.setattr(pipeline, "Predictor", make)
 
@@ -176,3 +177,20 @@ def test_a_photo_over_the_pixel_limit_gets_the_clean_message(tmp_path, capsys, r
     assert code != 0
     assert json.loads(out)["error"] == ("image too large: 12000x12000 = 144.0 megapixels; "
                                         "at most 50 megapixels are accepted")
+
+
+def test_unreadable_face_is_refused_in_json_unless_no_abstain(tmp_path, capsys, release_weights):
+    from PIL import ImageFilter
+
+    blurred = tmp_path / "blurred.png"
+    Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB").filter(ImageFilter.GaussianBlur(5)).save(blurred)
+    code, out, _ = run(capsys, str(blurred), "--json", "--cam", "none")
+    [face] = json.loads(out)["faces"]
+    assert code == 0 and face["abstained"] is True and face["label"] is None
+    assert face["guess"] and "blurred" in face["quality"]["reasons"]
+    assert face["display_label"].startswith("can't read this face reliably")
+    code, out, _ = run(capsys, str(blurred), "--cam", "none")
+    assert "can't read this face reliably (blurred" in out
+    code, out, _ = run(capsys, str(blurred), "--json", "--cam", "none", "--no-abstain")
+    [face] = json.loads(out)["faces"]
+    assert face["abstained"] is False and face["label"] == face["guess"]

@@ -71,7 +71,9 @@ def test_mirrored_image_gives_mirrored_boxes(detector, photos):
         check_face(face, *image.size)  # includes: "left eye" is the image-left one
     expect = sorted((width - f.box[2], f.box[1], width - f.box[0], f.box[3]) for f in faces)
     got = sorted(f.box for f in mirrored)
-    np.testing.assert_allclose(got, expect, atol=6)
+    # MTCNN is not exactly mirror-equivariant: on the contrast-stretched detection copy the middle face's
+    # box (~130 px) differs by up to 9 px between the photo and its mirror image (8%; 6 px without it).
+    np.testing.assert_allclose(got, expect, atol=10)
 
 
 def test_boxes_map_back_from_the_detection_copy(photos):
@@ -154,6 +156,8 @@ def stock_mtcnn_detect(detector: FaceDetector, image: Image.Image) -> list[tuple
 
     det_w, det_h, scale = detector.detection_size(*image.size)
     small = image if scale == 1.0 else image.resize((det_w, det_h), Image.BILINEAR, reducing_gap=2.0)
+    if detector.autocontrast > 0:
+        small = ImageOps.autocontrast(small, cutoff=detector.autocontrast)
     mtcnn = MTCNN(keep_all=True, post_process=False, select_largest=False, thresholds=list(detector.thresholds),
                   min_face_size=detector.min_face_px(det_w, det_h)).eval()
     with torch.inference_mode():
@@ -176,3 +180,24 @@ def test_same_faces_as_stock_mtcnn(detector, photos, name, size):
         box = np.clip(box, 0, [image.size[0], image.size[1]] * 2)
         np.testing.assert_allclose(face.box, box, atol=0.05)
         assert face.score == pytest.approx(score, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg", "astronaut.jpg"])
+def test_dim_photo_found_thanks_to_the_contrast_stretch(photos, name):
+    # A photo taken in dim light (grey levels x0.06): MTCNN alone misses the face, the default
+    # detector (contrast-stretched detection copy, limits.DETECT_AUTOCONTRAST_CUTOFF) finds it,
+    # with its box in the original photo's pixels, where the bright photo's face is.
+    bright = photos[name]
+    dim = Image.fromarray(np.rint(np.asarray(bright, dtype=np.float32) * 0.06).astype(np.uint8))
+    assert limits.DETECT_AUTOCONTRAST_CUTOFF > 0
+    assert FaceDetector(autocontrast=0).detect(dim) == []
+    found = FaceDetector().detect(dim)
+    assert len(found) == 1
+    ref = FaceDetector().detect(bright)[0]
+    assert np.allclose(found[0].box, ref.box, atol=0.1 * (ref.box[2] - ref.box[0]))
+
+
+@pytest.mark.parametrize("cutoff", [-1, 50, 80])
+def test_invalid_autocontrast(cutoff):
+    with pytest.raises(ValueError, match="autocontrast"):
+        FaceDetector(autocontrast=cutoff)

@@ -174,6 +174,8 @@ def face_card_html(prediction: Prediction, index: int, cam: str | None) -> str:
     sub = []
     if face.close_call:
         sub.append(f"a close call: the two are less than {100 * CLOSE_CALL_MARGIN:.0f} percentage points apart")
+    if face.abstained:  # the refusal is the verdict; the model's guess stays visible below it, marked as such
+        sub.insert(0, f"the model's unreliable guess: {face.label} {face.confidence:.0%}")
     sub.append(f"face detector confidence {face.detection_score:.2f}")
     header = (f'<header><span class="fer-badge">{n}</span><span class="fer-verdict">face {n}: '
               f'{html.escape(face.verdict)}</span><span class="fer-sub">{html.escape("; ".join(sub))}</span></header>')

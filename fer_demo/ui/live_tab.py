@@ -98,7 +98,8 @@ def limits_text() -> str:
 def frame_html(frame: LiveFrame) -> str:
     """The annotated frame as an ``<img>`` (alt: every face's tag); ``data-frame`` counts the frames."""
     faces = frame.result.faces
-    tags = "; ".join(f"face {f.track_id}: {f.label} {float(f.probabilities[frame.classes.index(f.label)]):.0%}"
+    tags = "; ".join(f"face {f.track_id}: {f.display_label}" if f.abstained else
+                     f"face {f.track_id}: {f.label} {float(f.probabilities[frame.classes.index(f.label)]):.0%}"
                      for f in faces)
     tags = (f"The webcam frame, each face boxed with its number and expression: {tags}" if faces
             else f"The webcam frame: {NO_FACE_TEXT}")
@@ -144,7 +145,7 @@ def face_html(frame: LiveFrame) -> str:
     more = f" ({len(frame.result.faces)} faces in view)" if len(frame.result.faces) > 1 else ""
     return (f'<div class="fer-live-face" style="--fer-face:{colour}" data-face="{face.track_id}">'
             f'<header><span class="fer-badge">{face.track_id}</span>'
-            f'<span class="fer-verdict">{html.escape(face.label)}</span><span class="fer-sub">{more}</span></header>'
+            f'<span class="fer-verdict">{html.escape(face.display_label)}</span><span class="fer-sub">{more}</span></header>'
             f'{bars_html(zip(classes, face.probabilities), face.label, digits=0)}'
             f'{plot_svg(frame.history, frame.result.t, classes)}'
             f'<div class="fer-live-legend">{legend}</div>'

@@ -1,0 +1,178 @@
+"""Selective prediction: accuracy on the faces the app answers against the share it answers.
+
+    python benchmarks/real_photos.py --data ../shared/data/sfew-dev --out sfew.json
+    python benchmarks/selective.py --photos sfew.json --data ../shared/data/fer2013 --plot risk_coverage.png
+
+Two sets: the faces found in real photos (the JSON of ``benchmarks/real_photos.py``, which holds each
+scored face's quality measurements, ``fer_demo.quality``) and PublicTest (the classifier path: each
+48x48 face is assessed as a face of 48 px without landmarks, so there size and pose never refuse).
+
+For each set it draws risk-coverage curves (coverage = share of faces answered, accuracy on the
+answered ones) for (a) the calibrated confidence alone, swept, and (b) the quality floors of
+``fer_demo.quality.DEFAULT_THRESHOLDS`` (size, sharpness, brightness, pose, detector score) with the
+confidence floor swept on top; and it reports the operating point of ``DEFAULT_THRESHOLDS`` itself:
+its coverage, the accuracy on the answered faces, and the accuracy on all faces found (abstention
+off). On the photos it also gives the figures over *all* photos (a photo without a face counted as
+not answered). Writes the curves and the points as JSON (``--out``) and a PNG plot (``--plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer_demo.model import EMOTIONS  # noqa: E402
+from fer_demo.quality import DEFAULT_THRESHOLDS, QualityThresholds, judge  # noqa: E402
+
+CONFIDENCES = np.round(np.arange(0.0, 0.96, 0.025), 3)
+
+
+def verdicts(items: list[dict], thresholds: QualityThresholds) -> np.ndarray:
+    """Readable (bool) per face from its quality measurements under ``thresholds``."""
+    return np.array([judge(q["face_px"], q["sharpness"] if q["sharpness"] is not None else float("nan"),
+                           q["brightness"], q["detection_score"], q["yaw"], q["confidence"], thresholds)[0]
+                     for q in items], dtype=bool)
+
+
+def point(correct: np.ndarray, answered: np.ndarray) -> dict:
+    """Coverage and accuracy on the answered faces (0 when none is answered)."""
+    n = int(answered.sum())
+    return {"coverage": float(answered.mean()) if answered.size else 0.0,
+            "answered": n, "answered_accuracy": float(correct[answered].mean()) if n else 0.0}
+
+
+def curves(quality: list[dict], correct: np.ndarray, thresholds: QualityThresholds) -> dict:
+    """Risk-coverage curves (confidence alone; quality floors + confidence) and the operating point."""
+    conf = np.array([q["confidence"] for q in quality])
+    floors = verdicts(quality, replace(thresholds, min_confidence=0.0))
+    out = {"all_faces_accuracy": float(correct.mean()) if correct.size else 0.0, "faces": int(correct.size),
+           "confidence_only": [], "quality_and_confidence": []}
+    for c in CONFIDENCES:
+        out["confidence_only"].append({"min_confidence": float(c), **point(correct, conf >= c)})
+        out["quality_and_confidence"].append({"min_confidence": float(c), **point(correct, floors & (conf >= c))})
+    chosen = verdicts(quality, thresholds)
+    out["chosen"] = point(correct, chosen)
+    out["chosen"]["gain_points"] = 100 * (out["chosen"]["answered_accuracy"] - out["all_faces_accuracy"])
+    reasons: dict[str, int] = {}
+    for q, ok in zip(quality, chosen):
+        if not ok:
+            for r in judge(q["face_px"], q["sharpness"] if q["sharpness"] is not None else float("nan"),
+                           q["brightness"], q["detection_score"], q["yaw"], q["confidence"], thresholds)[1]:
+                key = r.split(" (")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+    out["chosen"]["refused_for"] = reasons
+    return out
+
+
+def photo_set(path: Path, thresholds: QualityThresholds) -> dict:
+    """Curves for the faces in a ``real_photos.py`` JSON, plus the point over all photos."""
+    data = json.loads(path.read_text())
+    faces = [r for r in data["records"] if r.get("quality")]
+    correct = np.array([r["guess"] == r["true"] for r in faces], dtype=bool)
+    out = curves([r["quality"] for r in faces], correct, thresholds)
+    n_all = len(data["records"])
+    chosen = verdicts([r["quality"] for r in faces], thresholds)
+    out["over_all_photos"] = {"photos": n_all, "coverage": float(chosen.sum() / n_all),
+                              "accuracy_all_photos_no_abstention": float(correct.sum() / n_all)}
+    out["source"] = str(path)
+    return out
+
+
+def publictest_set(data_root: Path, weights: Path, thresholds: QualityThresholds, cache: Path | None = None) -> dict:
+    """Curves for PublicTest through the classifier, each face assessed as a 48 px face without pose.
+
+    ``cache``: an .npz of the probabilities, written on the first run and read on later ones (same weights).
+    """
+    from fer_demo.classify import EmotionClassifier
+    from fer_demo.quality import assess
+    from train.data import load_split
+
+    data = load_split(data_root, "test", progress=False)
+    faces, labels = data.images.numpy(), data.labels.numpy()
+    if cache is not None and cache.is_file():
+        probs = np.load(cache)["probs"]
+    else:
+        clf = EmotionClassifier(weights)
+        probs = np.concatenate([clf.predict(faces[i:i + 512]) for i in range(0, len(faces), 512)])
+        if cache is not None:
+            np.savez(cache, probs=probs)
+    quality = [assess(f, None, None, 1.0, float(p.max()), thresholds).to_dict() for f, p in zip(faces, probs)]
+    out = curves(quality, probs.argmax(axis=1) == labels, thresholds)
+    out["source"] = data.source
+    return out
+
+
+def plot(sets: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.5), squeeze=False)
+    for ax, (name, s) in zip(axes[0], sets.items()):
+        for key, style, label in (("confidence_only", "o-", "confidence alone"),
+                                  ("quality_and_confidence", "s-", "quality floors + confidence")):
+            pts = [p for p in s[key] if p["answered"]]
+            ax.plot([p["coverage"] for p in pts], [p["answered_accuracy"] for p in pts], style, ms=3, label=label)
+        c = s["chosen"]
+        ax.plot([c["coverage"]], [c["answered_accuracy"]], "r*", ms=14, label="the app's default")
+        ax.axhline(s["all_faces_accuracy"], color="grey", ls="--", lw=1, label="no abstention")
+        ax.axvline(0.7, color="grey", ls=":", lw=1)
+        ax.set_xlim(0, 1.02)
+        ax.set_xlabel("coverage (share of faces answered)")
+        ax.set_ylabel("accuracy on the answered faces")
+        ax.set_title(f"{name} ({s['faces']} faces)")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--photos", type=Path, required=True, help="JSON written by benchmarks/real_photos.py --out")
+    p.add_argument("--data", type=Path, default=None, help="FER2013 folder root: add PublicTest")
+    p.add_argument("--weights", type=Path, default=ROOT / "weights" / "fer_vgg19.safetensors")
+    p.add_argument("--cache", type=Path, default=None, help="PublicTest probabilities .npz to reuse (same weights)")
+    p.add_argument("--out", type=Path, default=None, help="write curves and points as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="write the risk-coverage plot (PNG)")
+    args = p.parse_args(argv)
+    t = DEFAULT_THRESHOLDS
+    sets = {"photos": photo_set(args.photos, t)}
+    if args.data is not None:
+        sets["PublicTest"] = publictest_set(args.data, args.weights, t, args.cache)
+    print(f"thresholds: {t}")
+    for name, s in sets.items():
+        c = s["chosen"]
+        print(f"{name}: {s['faces']} faces, accuracy with no abstention {s['all_faces_accuracy']:.3f}; "
+              f"the default answers {c['coverage']:.1%} ({c['answered']}) at {c['answered_accuracy']:.3f} "
+              f"({c['gain_points']:+.1f} points); refused for {c['refused_for']}")
+        if "over_all_photos" in s:
+            o = s["over_all_photos"]
+            print(f"  over all {o['photos']} photos: answered {o['coverage']:.1%}")
+        print("  confidence alone: " + ", ".join(
+            f">={q['min_confidence']:.2f}: {q['coverage']:.0%}/{q['answered_accuracy']:.3f}"
+            for q in s["confidence_only"][::4]))
+        print("  quality floors + confidence: " + ", ".join(
+            f">={q['min_confidence']:.2f}: {q['coverage']:.0%}/{q['answered_accuracy']:.3f}"
+            for q in s["quality_and_confidence"][::4]))
+    result = {"thresholds": t.__dict__, "classes": list(EMOTIONS), "sets": sets}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    if args.plot:
+        plot(sets, args.plot)
+    return result
+
+
+if __name__ == "__main__":
+    main()

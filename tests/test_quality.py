@@ -1,0 +1,117 @@
+"""fer_demo.quality: measurements, the verdict, and refusals through the Predictor on real photos."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from example_photos import EXAMPLES
+from fer_demo.quality import UNREADABLE, QualityThresholds, assess, judge, pose, sharpness
+
+
+def textured_face() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(128 + rng.normal(0, 40, (48, 48)), 0, 255).astype(np.uint8)
+
+
+def test_sharpness_falls_with_blur_and_ignores_contrast():
+    face = textured_face()
+    blurred = cv2.GaussianBlur(face, (0, 0), 2.0)
+    assert sharpness(blurred) < 0.2 * sharpness(face)
+    dull = np.clip(np.rint((face.astype(np.float32) - 128) * 0.5 + 128), 0, 255).astype(np.uint8)
+    assert sharpness(dull) == pytest.approx(sharpness(face), rel=0.05)
+    assert math.isnan(sharpness(np.full((48, 48), 7, np.uint8)))
+
+
+def test_pose_from_landmarks():
+    frontal = np.array([[40, 50], [60, 50], [50, 60], [42, 70], [58, 70]], dtype=np.float32)
+    roll, yaw = pose(frontal)
+    assert abs(roll) < 1e-6 and abs(yaw) < 1e-6
+    turned = frontal.copy()
+    turned[2, 0] = 58  # nose 8 px towards the right eye (half eye distance is 10 px)
+    assert pose(turned)[1] == pytest.approx(math.degrees(math.asin(0.8)), abs=0.1)
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    tilted = frontal @ np.array([[c, s], [-s, c]], dtype=np.float32)
+    assert pose(tilted)[0] == pytest.approx(30, abs=0.1)
+
+
+def test_judge_names_every_reason():
+    t = QualityThresholds(min_face_px=40, min_sharpness=0.2, min_brightness=20, max_brightness=235, max_yaw=45,
+                          min_detection=0.9, min_confidence=0.3)
+    assert judge(100, 0.5, 120, 0.99, 5, 0.8, t) == (True, ())
+    ok, why = judge(30, 0.1, 10, 0.5, 60, 0.2, t)
+    assert not ok
+    assert why == ("too small (30 px)", "blurred", "too dark", "turned away", "hardly a face", "no clear expression")
+    assert judge(100, 0.5, 250, 0.99, None, 0.8, t) == (False, ("over-exposed",))
+    assert judge(100, float("nan"), 120, 0.99, 0.0, 0.8, t)[1] == ("blurred",)
+
+
+def test_assess_face_size_from_the_alignment_matrix():
+    face = textured_face()
+    m = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # the photo's face is twice the 48 px frame
+    q = assess(face, m, None, 0.99, 0.9)
+    assert q.face_px == pytest.approx(96)
+    assert q.readable and q.message == "" and q.roll is None
+    small = assess(face, np.array([[2.0, 0, 0], [0, 2.0, 0]]), None, 0.99, 0.9)
+    assert small.face_px == pytest.approx(24) and not small.readable
+    assert small.message == f"{UNREADABLE} (too small (24 px))"
+    assert small.to_dict()["reasons"] == ["too small (24 px)"]
+    with pytest.raises(ValueError, match="uint8"):
+        assess(face.astype(np.float32), None, None, 1.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def predictor(release_weights):
+    from fer_demo.pipeline import Predictor
+
+    return Predictor(release_weights)
+
+
+@pytest.fixture(scope="module")
+def hopper() -> Image.Image:
+    return Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB")
+
+
+def only_face(predictor, image):
+    faces = predictor.predict(image, cam=None)
+    assert len(faces) == 1
+    return faces[0]
+
+
+def test_clear_faces_are_read(predictor, hopper):
+    face = only_face(predictor, hopper)
+    assert face.quality.readable and not face.abstained
+    assert face.display_label.startswith(face.label) and UNREADABLE not in face.verdict
+    for name in ("astronaut.jpg", "group_three_faces.jpg"):
+        for f in predictor.predict(EXAMPLES / name, cam=None):
+            assert f.quality.readable, (name, f.quality)
+
+
+def test_tiny_face_is_refused(predictor, hopper):
+    tiny = hopper.resize((70, round(hopper.size[1] * 70 / hopper.size[0])), Image.LANCZOS)
+    face = only_face(predictor, tiny)
+    assert face.abstained and not face.quality.readable
+    assert any(r.startswith("too small") for r in face.quality.reasons)
+    assert face.verdict.startswith(UNREADABLE) and face.display_label.startswith(UNREADABLE)
+    d = face.to_dict()
+    assert d["label"] is None and d["guess"] == face.label and d["abstained"] is True
+    assert "too small" in d["display_label"]
+
+
+def test_blurred_face_is_refused(predictor, hopper):
+    face = only_face(predictor, hopper.filter(ImageFilter.GaussianBlur(5)))
+    assert face.abstained and "blurred" in face.quality.reasons
+    assert face.verdict == f"{UNREADABLE} (blurred)"
+
+
+def test_abstention_off_answers_every_face(release_weights, hopper):
+    from fer_demo.pipeline import Predictor
+
+    p = Predictor(release_weights, abstain=False)
+    face = only_face(p, hopper.filter(ImageFilter.GaussianBlur(5)))
+    assert not face.quality.readable and not face.abstained
+    assert face.verdict.startswith(face.label)
