@@ -62,10 +62,11 @@ DELETE_AFTER_S = 600
 
 # --- Live webcam mode (``fer_demo.live``, the Live tab) ---------------------------------------
 # The browser sends a webcam frame every this many seconds (Gradio's ``stream_every``): 25 frames/s,
-# ~1.2 MB/s of JPEG upstream at 640x480. Faster than the server answers on purpose: the frames are
-# not queued (Gradio's stream keeps only the newest posted frame, ``fer_demo.live.FrameGate`` drops
-# any that comes while one is analysed), so the server answers the newest frame as soon as it is
-# free, and the answered rate is what the server sustains (up to 25/s), not a fixed 10/s.
+# ~2 MB/s upstream at 640x480 (each post is a base64 JPEG data URL, ~84 KB for benchmarks/live.py's
+# frame). Faster than the server answers on purpose: the frames are not queued (Gradio's stream
+# keeps only the newest posted frame, ``fer_demo.live.FrameGate`` drops any that comes while one is
+# analysed), so the server answers the newest frame as soon as it is free, and the answered rate is
+# what the server sustains (up to 25/s), not a fixed 10/s.
 LIVE_STREAM_EVERY_S = 0.04
 # Streams take turns of this many seconds (Gradio's ``time_limit``): a stream holds the live slot
 # (below) while it runs; at the end of its turn the browser, still recording, joins the queue again,
