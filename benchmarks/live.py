@@ -1,6 +1,7 @@
 """Live mode speed: the server's frame rate, and glass-to-glass latency in Chromium's fake webcam.
 
-    python benchmarks/live.py                          # both parts: 60 frames each way, 70 s of streaming
+    python benchmarks/live.py                          # both parts: 60 frames each way, 60 s of streaming per mode
+    python benchmarks/live.py --seconds 20             # a shorter browser run (20 s per mode)
     python benchmarks/live.py --frames 100 --seconds 60 --json live.json
     python benchmarks/live.py --skip-browser           # the server part only
 
@@ -11,15 +12,18 @@ frames/s and ms per frame (mean over ``--frames``, the detector on every
 
 (b) Browser: ``app.py`` runs as it does on a Space; Debian's Chromium (headless) opens the Live tab
 with a fake webcam playing a Y4M video of the astronaut whose bottom strip carries the frame's
-number as 14 black/white cells (``write_counter_y4m``). For every annotated frame shown, the page
-reads the number in it and the number the camera is showing at that moment: their difference is
-the glass-to-glass latency (camera frame to its annotated frame on screen) at the video's frame
-interval (50 ms). Reports median and p90 latency, first vs last third (it must not grow), the
-frames shown per second and the frames the browser sent (POSTs to ``/stream/``). Meanwhile another
-visitor sends a photo to ``/predict`` every 2 s: its latency alone (5 before the stream) and while
-someone streams.
+number as 14 black/white cells (``write_counter_y4m``). It streams ``--seconds`` with labels only,
+then (a fresh page) as long with the heatmap. For every annotated frame shown, the page reads the
+number in it and the number the camera is showing at that moment: their difference is the
+glass-to-glass latency (camera frame to its annotated frame on screen) at the video's frame
+interval (50 ms). Reports, per mode: the frames answered (shown) per second, the frames the
+browser sent (POSTs to ``/stream/``), latency p50 and p90, and the first 10 s against the last
+10 s (answered frames/s and latency p50: it must not slow down). With ``--photos`` another visitor
+sends a photo to ``/predict`` every 2 s meanwhile: its latency alone (5 before the stream) and
+while someone streams.
 
-Run it on an otherwise idle machine; the numbers move with the CPU's load.
+The command line is printed first. Run it on an otherwise idle machine; the numbers move with the
+CPU's load (the 1-minute load average is printed with the results).
 """
 
 from __future__ import annotations
@@ -166,8 +170,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int) -> subprocess.Popen:
+def start_app(port: int, threads: int | None = None) -> subprocess.Popen:
+    """``app.py`` on ``port`` (with ``threads``: OMP_NUM_THREADS for its torch), once it answers."""
     env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     import httpx
@@ -212,10 +219,21 @@ def photo_latencies(url: str, stop: threading.Event | None = None, every_s: floa
     return times
 
 
-def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHROMIUM, photos: bool = True) -> dict:
+def window_stats(shown: list[dict], lat: list[tuple[float, float]], t_from: float, t_to: float) -> dict:
+    """Answered frames/s and latency p50 (ms) among the frames shown between ``t_from`` and ``t_to`` (ms)."""
+    n = sum(t_from <= s["t"] < t_to for s in shown)
+    window = [ms for t, ms in lat if t_from <= t < t_to]
+    return {"shown_per_s": round(n / ((t_to - t_from) / 1000), 2),
+            "latency_median_ms": round(statistics.median(window)) if window else None}
+
+
+def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHROMIUM, photos: bool = False,
+                    show_cam: bool = False, edge_s: float = 10.0) -> dict:
     """Stream for ``seconds`` from the fake webcam playing ``video``; latency and rates as the page sees them.
 
-    With ``photos``, another visitor sends a photo to ``/predict`` every 2 s meanwhile (and 5 times before
+    ``show_cam``: with the heatmap overlay (the Live tab's checkbox) instead of labels only. ``edge_s``:
+    the first and last this many seconds are also reported on their own (does it slow down?). With
+    ``photos``, another visitor sends a photo to ``/predict`` every 2 s meanwhile (and 5 times before
     the stream, for comparison): photo latency alone and while someone streams.
     """
     from playwright.sync_api import sync_playwright
@@ -233,33 +251,43 @@ def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHRO
             page = context.new_page()
             page.goto(url)
             page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
+            if show_cam:
+                page.get_by_role("tab", name="Live").click()
+                page.locator("#live-cam input[type=checkbox]").check()
             start_streaming(page)
             page.evaluate(WATCH_JS, [CELLS, STRIP_PX])
+            # The clock starts at the first answered frame (the first analysis may load lazily).
+            page.locator("#live-frame .fer-live-frame").wait_for(timeout=300_000)
             t0 = page.evaluate("performance.now()")
             if photos:
                 other = threading.Thread(target=lambda: during.extend(photo_latencies(url, stop)))
                 other.start()
             time.sleep(seconds)
             data = page.evaluate("window.__live")
+            t1 = page.evaluate("performance.now()")
         finally:
             if photos:
                 stop.set()
                 other.join()
             browser.close()
-    shown = [s for s in data["shown"] if s["t"] >= t0]
-    sent = [t for t in data["sent"] if t >= t0]
+    shown = [s for s in data["shown"] if t0 <= s["t"] < t1]
+    sent = [t for t in data["sent"] if t0 <= t < t1]
     read = [s for s in shown if s["shown"] >= 0 and s["live"] >= 0]
     frame_ms = 1000 / VIDEO_FPS
-    lat = [((s["live"] - s["shown"]) % VIDEO_FRAMES) * frame_ms for s in read]
-    third = max(1, len(lat) // 3)
-    span_s = (shown[-1]["t"] - shown[0]["t"]) / 1000 if len(shown) > 1 else float("nan")
-    return {"seconds": seconds, "frames_sent": len(sent), "sent_per_s": round(len(sent) / seconds, 2),
-            "frames_shown": len(shown), "shown_per_s": round((len(shown) - 1) / span_s, 2) if len(shown) > 1 else 0,
+    lat_t = [(s["t"], ((s["live"] - s["shown"]) % VIDEO_FRAMES) * frame_ms) for s in read]
+    lat = [ms for _, ms in lat_t]
+    span_s = (t1 - t0) / 1000
+    edge_ms = 1000 * min(edge_s, span_s / 2)
+    first, last = window_stats(shown, lat_t, t0, t0 + edge_ms), window_stats(shown, lat_t, t1 - edge_ms, t1)
+    return {"mode": "labels + CAM" if show_cam else "labels", "seconds": round(span_s, 1),
+            "frames_sent": len(sent), "sent_per_s": round(len(sent) / span_s, 2),
+            "frames_shown": len(shown), "shown_per_s": round(len(shown) / span_s, 2),
             "latency_frames_read": len(lat),
             "latency_median_ms": round(statistics.median(lat)) if lat else None,
             "latency_p90_ms": round(float(np.percentile(lat, 90))) if lat else None,
-            "latency_first_third_median_ms": round(statistics.median(lat[:third])) if lat else None,
-            "latency_last_third_median_ms": round(statistics.median(lat[-third:])) if lat else None,
+            "edge_s": round(edge_ms / 1000, 1),
+            "first_shown_per_s": first["shown_per_s"], "last_shown_per_s": last["shown_per_s"],
+            "first_latency_median_ms": first["latency_median_ms"], "last_latency_median_ms": last["latency_median_ms"],
             "photo_alone_median_ms": round(1000 * statistics.median(alone)) if alone else None,
             "photo_while_streaming_median_ms": round(1000 * statistics.median(during)) if photos and during else None,
             "photo_while_streaming_max_ms": round(1000 * max(during)) if photos and during else None}
@@ -268,51 +296,67 @@ def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHRO
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=60, help="frames per server measurement")
-    # 70 s: past the end of the first 60 s turn (limits.LIVE_TIME_LIMIT_S), where the stream rejoins the queue.
-    ap.add_argument("--seconds", type=float, default=70, help="seconds of streaming in the browser")
+    # 60 s per mode: about one turn (limits.LIVE_TIME_LIMIT_S), after which the stream rejoins the queue.
+    ap.add_argument("--seconds", type=float, default=60, help="seconds of streaming in the browser, per mode")
     ap.add_argument("--skip-browser", action="store_true", help="only the server-side frame rate")
-    ap.add_argument("--no-photos", action="store_true", help="no photo requests beside the stream")
+    ap.add_argument("--skip-server", action="store_true", help="only the browser part")
+    ap.add_argument("--photos", action="store_true", help="another visitor sends a photo every 2 s meanwhile")
     ap.add_argument("--threads", type=int, help="torch threads for (a) (default: torch's default)")
+    ap.add_argument("--app-threads", type=int,
+                    help="OMP_NUM_THREADS for the app in (b) (default: torch's default; 1 is kinder on a busy CPU)")
     ap.add_argument("--url", help="an app already running (default: start app.py on a free port)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
+    command = "python benchmarks/live.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"$ {command.strip()}\n(1-minute load average at the start: {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)")
     sys.path.insert(0, str(ROOT))
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     from fer_demo import limits
-    from fer_demo.pipeline import Predictor
 
-    results: dict = {"threads": torch.get_num_threads(), "detect_every": limits.LIVE_DETECT_EVERY,
-                     "stream_every_s": limits.LIVE_STREAM_EVERY_S, "server": []}
-    predictor = Predictor(weights_path=ROOT / "weights" / "fer_vgg19.safetensors")
-    for show_cam in (False, True):
-        results["server"].append(server_rate(predictor, args.frames, show_cam))
-    del predictor
-    print("| server, 640x480, one face | ms/frame | p90 ms | frames/s | bars+plot ms |\n|---|---:|---:|---:|---:|")
-    for r in results["server"]:
-        print(f"| {r['mode']} | {r['ms_per_frame']} | {r['p90_ms']} | {r['frames_per_s']} | {r['face_panel_ms']} |")
+    results: dict = {"command": command.strip(), "load_start": round(os.getloadavg()[0], 1),
+                     "threads": torch.get_num_threads(), "detect_every": limits.LIVE_DETECT_EVERY,
+                     "stream_every_s": limits.LIVE_STREAM_EVERY_S, "app_threads": args.app_threads, "server": [],
+                     "browser": []}
+    if not args.skip_server:
+        from fer_demo.pipeline import Predictor
+
+        predictor = Predictor(weights_path=ROOT / "weights" / "fer_vgg19.safetensors")
+        for show_cam in (False, True):
+            results["server"].append(server_rate(predictor, args.frames, show_cam))
+        del predictor
+        print("| server, 640x480, one face | ms/frame | p90 ms | frames/s | bars+plot ms |\n|---|---:|---:|---:|---:|")
+        for r in results["server"]:
+            print(f"| {r['mode']} | {r['ms_per_frame']} | {r['p90_ms']} | {r['frames_per_s']} | {r['face_panel_ms']} |")
     if not args.skip_browser:
         with tempfile.TemporaryDirectory() as tmp:
             video = Path(tmp) / "counter.y4m"
             write_counter_y4m(ASTRONAUT, video)
-            proc = None if args.url else start_app(port := free_port())
+            proc = None if args.url else start_app(port := free_port(), args.app_threads)
             try:
                 url = args.url or f"http://localhost:{port}/"
-                results["browser"] = b = browser_latency(url, video, args.seconds, photos=not args.no_photos)
+                for show_cam in (False, True):
+                    results["browser"].append(browser_latency(url, video, args.seconds, photos=args.photos,
+                                                              show_cam=show_cam))
             finally:
                 if proc is not None:
                     proc.terminate()
                     proc.wait(30)
-        print(f"\nbrowser, {b['seconds']:.0f} s: {b['frames_sent']} frames sent ({b['sent_per_s']}/s), "
-              f"{b['frames_shown']} shown ({b['shown_per_s']}/s); glass-to-glass latency median "
-              f"{b['latency_median_ms']} ms, p90 {b['latency_p90_ms']} ms (first third {b['latency_first_third_median_ms']}"
-              f" ms, last third {b['latency_last_third_median_ms']} ms; {b['latency_frames_read']} frames read)")
-        if b.get("photo_alone_median_ms"):
-            print(f"a photo on /predict (Grad-CAM): {b['photo_alone_median_ms']} ms alone, "
-                  f"{b['photo_while_streaming_median_ms']} ms (max {b['photo_while_streaming_max_ms']} ms) "
-                  "while someone streams")
+        results["load_end"] = round(os.getloadavg()[0], 1)
+        print(f"\nbrowser, fake camera at {VIDEO_FPS} frames/s, a frame sent every {limits.LIVE_STREAM_EVERY_S:g} s "
+              f"at most; load average {results['load_start']} at the start, {results['load_end']} at the end")
+        print("| mode | s | sent/s | answered/s | p50 ms | p90 ms | first/last 10 s: answered/s | p50 ms |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|")
+        for b in results["browser"]:
+            print(f"| {b['mode']} | {b['seconds']:.0f} | {b['sent_per_s']} | {b['shown_per_s']} | {b['latency_median_ms']} "
+                  f"| {b['latency_p90_ms']} | {b['first_shown_per_s']} / {b['last_shown_per_s']} "
+                  f"| {b['first_latency_median_ms']} / {b['last_latency_median_ms']} |")
+            if b.get("photo_alone_median_ms"):
+                print(f"  a photo on /predict (Grad-CAM): {b['photo_alone_median_ms']} ms alone, "
+                      f"{b['photo_while_streaming_median_ms']} ms (max {b['photo_while_streaming_max_ms']} ms) "
+                      "while someone streams")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -1,7 +1,9 @@
 """Live webcam mode: a visitor's camera frames in, each answered with its faces boxed and labelled.
 
 The browser sends a webcam frame every ``limits.LIVE_STREAM_EVERY_S`` seconds (Gradio's streaming
-``gr.Image`` and its ``.stream`` event); ``LiveSession.process`` runs it through a
+``gr.Image`` and its ``.stream`` event), faster than a 2-core server answers: with the newest frame
+winning (below), the frames answered per second are what the server sustains, not what the page
+sends; ``LiveSession.process`` runs it through a
 ``fer_demo.frames.FrameAnalyzer`` (the detector on every ``detect_every``-th frame, the faces
 followed and their probabilities smoothed by ``fer_demo.track.FaceTracker``) and returns a
 ``LiveFrame``: the frame with every face boxed and labelled, the followed face and its history.

@@ -20,7 +20,7 @@ from browser_helpers import (
     wait_for_result,
 )
 
-from benchmarks.live import start_streaming, write_counter_y4m
+from benchmarks.live import COUNT_SENT_JS, start_streaming, write_counter_y4m
 from fer_demo.model import EMOTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
@@ -79,6 +79,34 @@ def test_live_stream_answers_labelled_frames_while_photos_are_still_served(
         last = shown_frame(page)
         time.sleep(3)
         assert shown_frame(page) == last
+        context.close()
+    finally:
+        browser.close()
+
+
+def test_with_the_heatmap_the_stream_keeps_answering_the_newest_frames(
+        playwright_instance, chromium, url, tmp_path):  # noqa: F811 (test_browser's fixtures)
+    """The page posts on its own timer (``limits.LIVE_STREAM_EVERY_S``) and the server answers the newest
+    frame each time: with the slower heatmap on, answers keep coming, in order (never an older frame
+    after a newer one), and the page posts at least as many frames as the server analyses."""
+    video = tmp_path / "counter.y4m"
+    write_counter_y4m(ASTRONAUT, video, frames=40)
+    browser, context, page = fake_camera_page(playwright_instance, chromium, url, video)
+    try:
+        context.add_init_script(COUNT_SENT_JS)  # counts the frames the page posts
+        page.reload()
+        page.get_by_role("tab", name="Live").wait_for(timeout=UI_MS)
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-cam input[type=checkbox]").check()
+        start_streaming(page, UI_MS)
+        page.locator("#live-frame .fer-live-frame").wait_for(timeout=FIRST_RESULT_MS)
+        first = shown_frame(page)
+        seen = frames_seen(page, 10, FIRST_RESULT_MS / 1000)
+        assert len(seen) >= 10 and seen == sorted(seen), seen  # new frames keep coming, in order
+        assert "frames/s answered" in page.locator("#live-status").inner_text()
+        answered = seen[-1] - first + 1  # data-frame counts the frames the server analysed
+        assert len(page.evaluate("window.__live.sent")) >= answered
+        page.locator("#live-webcam button[aria-label='capture photo']").click()
         context.close()
     finally:
         browser.close()

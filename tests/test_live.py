@@ -159,6 +159,66 @@ def test_slow_session_drops_frames_arriving_while_busy_and_latency_stays_bounded
     assert np.median(latencies[half:]) < np.median(latencies[:half]) + 0.05, latencies  # not growing
 
 
+def test_at_most_one_frame_is_analysed_and_none_waits_whatever_the_rate(fake_analyzer):
+    """Many frames at once (one thread each, as Gradio's request threads): one is analysed at a time,
+    every other returns None without being kept (nothing queued behind the busy one)."""
+    fake_analyzer.delay = 0.05
+    session = fake_session()
+    busy, most, lock = 0, 0, threading.Lock()
+    process = fake_analyzer.process
+
+    def counting(self, frame, t, index=None):
+        nonlocal busy, most
+        with lock:
+            busy += 1
+            most = max(most, busy)
+        try:
+            return process(self, frame, t, index)
+        finally:
+            with lock:
+                busy -= 1
+
+    fake_analyzer.process = counting
+    try:
+        results: list = []
+        barrier = threading.Barrier(16)
+
+        def deliver(k: int) -> None:
+            barrier.wait()
+            results.append(session.process(np.full((48, 64, 3), k, np.uint8), t=1.0 + k / 1000))
+
+        threads = [threading.Thread(target=deliver, args=(k,)) for k in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        fake_analyzer.process = process
+    answered = [r for r in results if r is not None]
+    assert most == 1
+    assert len(answered) == session.gate.admitted == len(fake_analyzer.log) >= 1
+    assert session.gate.admitted + session.gate.dropped == 16
+
+
+def test_the_tab_sends_frames_faster_than_the_floor_and_lets_the_server_set_the_rate():
+    """The wiring: the stream posts a frame every ``LIVE_STREAM_EVERY_S`` (faster than the 20 frames/s
+    a server should answer, so the page never caps the rate: the newest frame wins), in the live
+    group with ``LIVE_CONCURRENCY`` streams at a time, and the page says the real numbers."""
+    from fer_demo import limits
+
+    with gr.Blocks() as demo:
+        live_tab.build_live_tab(predictor=None)
+    streams = [fn for fn in demo.fns.values() if any(t[1] == "stream" for t in fn.targets)]
+    assert len(streams) == 1
+    stream = streams[0]
+    assert stream.stream_every == limits.LIVE_STREAM_EVERY_S < 1 / 20
+    assert stream.concurrency_limit == limits.LIVE_CONCURRENCY
+    assert stream.concurrency_id == live_tab.LIVE_CONCURRENCY_ID
+    assert stream.time_limit == limits.LIVE_TIME_LIMIT_S
+    text = live_tab.limits_text()
+    assert f"Up to {1 / limits.LIVE_STREAM_EVERY_S:.0f} frames a second" in text
+
+
 @pytest.fixture
 def slow_stream_server():
     """A real Gradio server with a stream event like the Live tab's whose handler takes 0.2 s and
