@@ -340,8 +340,10 @@ class VideoAnalysis:
                 parts.append(f"face {tid}: mostly {self.classes[int(np.argmax(mean))]} ({len(series)} frames)")
             faces = f"{len(tracks)} face{'s' if len(tracks) != 1 else ''} (" + "; ".join(parts) + ")"
         speed = self.info.duration / self.seconds if self.seconds > 0 and self.info.duration > 0 else 0.0
+        capped = (f" The timeline plots the {PLOT_MAX_FACES} faces seen in the most frames; all {len(tracks)} are "
+                  "in the CSV and JSON." if len(tracks) > PLOT_MAX_FACES else "")
         return (f"{n} frames analysed at {self.fps:g} frames/s from {self.info.duration:.1f} s of video: {faces}. "
-                f"Took {self.seconds:.1f} s ({speed:.1f}x real time).")
+                f"Took {self.seconds:.1f} s ({speed:.1f}x real time).{capped}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the video, the settings, one record per face per frame, the summary."""
@@ -368,8 +370,9 @@ class VideoAnalysis:
     def timeline_figure(self, max_faces: int = PLOT_MAX_FACES):
         """A matplotlib ``Figure``: each face's smoothed probabilities over time, one panel per face.
 
-        The ``max_faces`` faces seen in the most frames are shown (ties: the larger face). A video
-        without faces gets one empty panel that says so.
+        The ``max_faces`` faces seen in the most frames are shown (ties: the larger face); when there
+        are more, the figure's title says how many of how many. A video without faces gets one empty
+        panel that says so.
         """
         from matplotlib.figure import Figure
 
@@ -396,6 +399,9 @@ class VideoAnalysis:
             ax.set_xlim(0, end)
             ax.grid(alpha=0.3)
         axes[-1].set_xlabel("time (s)")
+        if len(tracks) > len(shown):
+            fig.suptitle(f"{len(shown)} of {len(tracks)} faces shown: the ones seen in the most frames "
+                         "(all are in the CSV and JSON)", fontsize=10)
         if shown:
             axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                            handlelength=1.2)

@@ -26,6 +26,7 @@ from fer_demo.ui.render import error_html
 from fer_demo.uploads import discard
 from fer_demo.video import (
     ACCEPTED,
+    PLOT_MAX_FACES,
     InvalidVideoError,
     VideoAnalysis,
     analyze_video,
@@ -157,7 +158,7 @@ def build_video_tab(predictor, keep=lambda: ()) -> VideoHandler:
         with gr.Column(scale=2):
             summary = gr.HTML(START_TEXT, elem_id="video-summary")
             annotated = gr.Video(label="Annotated video", interactive=False, elem_id="video-annotated")
-            timeline = gr.Plot(label="Expressions over time (smoothed), one panel per face", elem_id="video-timeline")
+            timeline = gr.Plot(label=f"Expressions over time (smoothed), one panel per face (at most {PLOT_MAX_FACES})", elem_id="video-timeline")
             files = gr.File(label="Records (CSV, JSON): frame, time, face, box, probabilities, label",
                             file_count="multiple", interactive=False, elem_id="video-files")
     outputs = [annotated, timeline, files, summary]
