@@ -17,6 +17,7 @@ from fer_demo.pipeline import Predictor
 from fer_demo.video import (
     AnnotatedWriter,
     InvalidVideoError,
+    VideoLimits,
     analyze_video,
     probe_video,
     read_frames,
@@ -104,11 +105,14 @@ def test_missing_too_large_and_too_long_files_are_refused(clips, tmp_path, monke
     with pytest.raises(InvalidVideoError, match="no such file"):
         probe_video(tmp_path / "missing.mp4")
     monkeypatch.setattr(limits, "VIDEO_MAX_SECONDS", 1)
+    with pytest.raises(InvalidVideoError, match=r"too long \(3 s\); at most 1 s .*python -m fer_demo"):
+        probe_video(clips["clip"], VideoLimits.web())  # the web page's limits
     with pytest.raises(InvalidVideoError, match=r"too long \(3 s\); at most 1 s"):
-        probe_video(clips["clip"])
+        list(read_frames(clips["clip"], 5, bounds=VideoLimits(max_seconds=1)))
     monkeypatch.setattr(limits, "VIDEO_MAX_UPLOAD_BYTES", 1000)
     with pytest.raises(InvalidVideoError, match="file too large"):
-        probe_video(clips["clip"])
+        probe_video(clips["clip"], VideoLimits.web())
+    assert probe_video(clips["clip"]).duration == pytest.approx(3.0, abs=0.2)  # locally: no limit
 
 
 @pytest.mark.parametrize("fps", [0, -1, limits.VIDEO_MAX_FPS + 1, float("nan")])
@@ -208,3 +212,44 @@ def test_the_timeline_says_when_it_shows_only_some_faces():
     assert f"The timeline plots the {PLOT_MAX_FACES} faces seen in the most frames; all {n_faces}" in analysis.summary()
     few = VideoAnalysis(info, 5.0, None, frames[:2], tuple(EMOTIONS), 1.0)  # 2 faces: no note
     assert few.timeline_figure().get_suptitle() == "" and "timeline plots" not in few.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_five_minute_video_is_analysed_locally_in_memory_that_does_not_grow(predictor, tmp_path):
+    """Issue 22, defect 11: every video over 60 s was refused, the CLI's included. Locally (no
+    ``bounds``) a 5-minute clip is analysed; with ``keep_frames=False`` the records go to a CSV as
+    frames are analysed, and what Python allocates from the 1-minute mark to the end and still holds
+    (tracemalloc) is only the thinned timeline: nothing grows with the length. (Tiny frames, one
+    a second, so it takes ~30 s on two quiet cores; kept frames would add ~1.5 kB each.)"""
+    import tracemalloc
+
+    from video_clips import face_window
+
+    from fer_demo.video import TIMELINE_POINTS, RecordsCSV
+
+    face = face_window("astronaut.jpg", 160, 120)
+    clip = write_clip(tmp_path / "five_minutes.mp4", [face] * 300, fps=1)
+    assert probe_video(clip).duration == pytest.approx(300, abs=1)
+    with pytest.raises(InvalidVideoError, match="too long"):
+        probe_video(clip, VideoLimits.web())  # the web page keeps its limit
+    held: dict[int, int] = {}
+    try:
+        with RecordsCSV(tmp_path / "records.csv", predictor.classes) as out:
+            def on_frame(result) -> None:
+                out.write(result)
+                if result.index == 60:  # 1 minute in: count from here
+                    tracemalloc.start()
+                elif result.index == 299:
+                    held[result.index] = tracemalloc.get_traced_memory()[0]
+
+            analysis = analyze_video(predictor, clip, fps=1, on_frame=on_frame, keep_frames=False)
+    finally:
+        tracemalloc.stop()
+    assert analysis.frames == [] and analysis.frame_count == 300
+    assert analysis.stats[1].frames == 300 and "face 1: mostly happy (300 frames)" in analysis.summary()
+    rows = (tmp_path / "records.csv").read_text().splitlines()
+    assert len(rows) == 1 + 300 and rows[-1].startswith("299,299.0,1,")
+    # 239 more frames: kept, ~360 kB; not kept, the timeline's points (~130 bytes each) and noise.
+    assert held[299] < 100_000, held
+    assert len(analysis.tracks()[1]) <= TIMELINE_POINTS

@@ -29,6 +29,7 @@ from fer_demo.video import (
     PLOT_MAX_FACES,
     InvalidVideoError,
     VideoAnalysis,
+    VideoLimits,
     analyze_video,
     check_fps,
 )
@@ -98,7 +99,7 @@ class VideoHandler:
         try:
             analysis = analyze_video(self.predictor, path, fps=fps, cam=None if cam == NO_CAM else cam,
                                      annotated_path=folder / "fer_annotated.mp4" if annotate else None,
-                                     progress=progress)
+                                     progress=progress, bounds=VideoLimits.web())
         except InvalidVideoError as e:  # the message is for the user
             shutil.rmtree(folder, ignore_errors=True)
             raise gr.Error(str(e), print_exception=False) from None
