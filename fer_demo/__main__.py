@@ -177,8 +177,14 @@ def analyze_video_path(predictor, path: Path, args: argparse.Namespace, emit, us
                 out_csv.write(result)
             bar.update(max(0.0, (min(result.t, duration) if duration else result.t) - bar.n))
 
-        analysis = analyze_video(predictor, path, fps=fps, cam=cam, annotated_path=annotated, on_frame=frame_record,
-                                 keep_frames=False)
+        try:
+            analysis = analyze_video(predictor, path, fps=fps, cam=cam, annotated_path=annotated,
+                                     on_frame=frame_record, keep_frames=False)
+        except BaseException:  # no half-written CSV left behind (analyze_video removes its video)
+            if out_csv is not None:
+                out_csv.close()
+                out_csv.path.unlink(missing_ok=True)
+            raise
     if not args.json:
         emit({}, f"{path}: {analysis.summary()}")
     if base is not None:
