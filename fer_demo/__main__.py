@@ -155,24 +155,43 @@ def analyze_video_path(predictor, path: Path, args: argparse.Namespace, emit, us
     Raises:
         InvalidVideoError: the file is not a usable video.
     """
+    from contextlib import ExitStack
+
     from fer_demo import limits
-    from fer_demo.video import analyze_video
+    from fer_demo.video import RecordsCSV, analyze_video, probe_video
 
     cam = None if args.cam in (None, "none") else args.cam
     fps = limits.VIDEO_DEFAULT_FPS if args.fps is None else args.fps
     base = None if args.out is None else _video_stem(args.out, _out_stem(path, used))
     annotated = None if base is None else base.with_name(base.name + ".annotated.mp4")
+    duration = probe_video(path).duration  # no length limit here: that one is the web page's
+    with ExitStack() as stack:
+        # Records go out as frames are analysed (JSON lines, CSV): memory does not grow with the length.
+        out_csv = None if base is None else stack.enter_context(
+            RecordsCSV(base.with_name(base.name + ".csv"), predictor.classes))
+        bar = stack.enter_context(tqdm(total=round(duration, 1) or None, desc=path.name, unit="s video",
+                                       file=sys.stderr, leave=False, disable=args.no_progress or None,
+                                       bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s [{elapsed}<{remaining}]"))
 
-    def frame_record(result) -> None:
-        if args.json:
-            emit({"path": str(path), "frame": result.index, "time": round(result.t, 3),
-                  "detected": result.detected, "faces": [f.to_dict(result.classes) for f in result.faces]}, "")
+        def frame_record(result) -> None:
+            if args.json:
+                emit({"path": str(path), "frame": result.index, "time": round(result.t, 3),
+                      "detected": result.detected, "faces": [f.to_dict(result.classes) for f in result.faces]}, "")
+            if out_csv is not None:
+                out_csv.write(result)
+            bar.update(max(0.0, (min(result.t, duration) if duration else result.t) - bar.n))
 
-    analysis = analyze_video(predictor, path, fps=fps, cam=cam, annotated_path=annotated, on_frame=frame_record)
+        try:
+            analysis = analyze_video(predictor, path, fps=fps, cam=cam, annotated_path=annotated,
+                                     on_frame=frame_record, keep_frames=False)
+        except BaseException:  # no half-written CSV left behind (analyze_video removes its video)
+            if out_csv is not None:
+                out_csv.close()
+                out_csv.path.unlink(missing_ok=True)
+            raise
     if not args.json:
         emit({}, f"{path}: {analysis.summary()}")
     if base is not None:
-        analysis.write_csv(base.with_name(base.name + ".csv"))
         analysis.save_timeline(base.with_name(base.name + ".timeline.png"))
 
 

@@ -29,7 +29,7 @@ from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
 from fer_demo.quality import UNREADABLE
-from fer_demo.track import FaceTracker
+from fer_demo.track import FaceTracker, appearance_descriptor
 
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
 # about three times a second, and 4 frames in 5 cost only the classification (~25-35 ms).
@@ -242,7 +242,9 @@ class FrameAnalyzer:
         boxes = [tuple(float(v) for v in r.box) for r in results]
         raw = [np.array([r.probabilities[c] for c in self.classes], dtype=np.float32) for r in results]
         faces = []
-        for r, tr in zip(results, self.tracker.update(boxes, raw, t)):
+        # What each face looks like, so a different person at the same place gets a new track id.
+        looks = [appearance_descriptor(r.aligned_rgb) for r in results]
+        for r, tr in zip(results, self.tracker.update(boxes, raw, t, appearances=looks)):
             heat = None if r.heatmap is None else heatmap_to_image(r.heatmap, r.matrix, r.box)
             faces.append(FrameFace(track_id=tr.track_id, box=tr.box, probabilities=tr.probabilities,
                                    raw_probabilities=tr.raw.astype(np.float32), label=self.classes[tr.label],

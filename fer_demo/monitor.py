@@ -6,8 +6,13 @@ line per analysed face to that file and says so on its page. A record holds what
 pixels, no photo, no file name, no position of the face, no address, session or browser.
 
     {"time": "2026-11-26T01:02:03Z", "label": "happy", "confidence": 0.93, "p_angry": 0.01, ...,
-     "detector_score": 0.999, "face_px": 212, "face_frac": 0.41, "brightness": 0.52, "contrast": 0.21,
-     "tta": "none", "cam": "hirescam", "target": null}
+     "detector_score": 0.999, "face_px": 212, "face_frac": 0.41, "brightness": 0.50, "contrast": 0.29,
+     "raw_brightness": 0.52, "raw_contrast": 0.21, "tta": "none", "cam": "hirescam", "target": null}
+
+``brightness`` and ``contrast`` are measured on what the network sees (the face equalised and
+cropped, ``transforms.model_view``), as in the reference; ``raw_brightness``/``raw_contrast`` on
+the aligned face before equalisation (the photo's own lighting; logged, not compared: FER2013 has
+no raw counterpart).
 
 The reference is the same quantities on the evaluation split (PublicTest), written next to the
 weights by ``python -m train export`` (``reference.csv.gz``; ``train.reference``). ``drift_table``
@@ -56,12 +61,26 @@ def crop_stats(gray: np.ndarray) -> tuple[float, float]:
     return float(g.mean()), float(g.std())
 
 
+def seen_stats(faces: np.ndarray) -> np.ndarray:
+    """(brightness, contrast) of what the network sees of each uint8 (N, 48, 48) aligned face
+    (``transforms.model_view``: equalised, centre crop): float64 (N, 2) in [0, 1]. The served faces
+    and the reference are both measured here, so a photo is compared with training faces on equal
+    terms (the raw crop of a photo is never equalised, FER2013's faces already are)."""
+    import torch
+
+    from fer_demo.transforms import model_view
+
+    seen = model_view(torch.from_numpy(np.ascontiguousarray(faces, dtype=np.uint8))).numpy()
+    return np.array([crop_stats(face) for face in seen], dtype=np.float64).reshape(-1, 2)
+
+
 def face_record(face: FaceResult, image_shape: tuple[int, ...], tta: str, cam: str | None, target: str | None,
                 when: datetime | None = None) -> dict:
     """The log record of one analysed face (see the module docstring: nothing that shows a person)."""
     x1, y1, x2, y2 = face.box
     side = max(x2 - x1, y2 - y1)
-    brightness, contrast = crop_stats(face.aligned)
+    [(brightness, contrast)] = seen_stats(face.aligned[None])
+    raw_brightness, raw_contrast = crop_stats(face.aligned)
     when = when or datetime.now(timezone.utc)
     return {"time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "label": face.label,
             "confidence": round(float(face.confidence), 5),
@@ -69,6 +88,7 @@ def face_record(face: FaceResult, image_shape: tuple[int, ...], tta: str, cam: s
             "detector_score": round(float(face.detection_score), 5), "face_px": int(side),
             "face_frac": round(side / max(1, min(image_shape[:2])), 4),
             "brightness": round(brightness, 4), "contrast": round(contrast, 4),
+            "raw_brightness": round(raw_brightness, 4), "raw_contrast": round(raw_contrast, 4),
             "tta": tta, "cam": cam, "target": target}
 
 

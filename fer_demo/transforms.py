@@ -43,12 +43,17 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255.0 - MEAN) / STD
 
 
-def eval_transform(faces: torch.Tensor) -> torch.Tensor:
-    """(N, 48, 48) uint8 faces -> (N, 1, 40, 40) float32 network input (centre crop)."""
+def model_view(faces: torch.Tensor) -> torch.Tensor:
+    """(N, 48, 48) uint8 faces -> (N, 40, 40) uint8: the pixels the network sees without TTA
+    (equalised, centre crop), before normalisation. The monitor measures brightness and contrast here."""
     faces = equalize_faces(_check_faces(faces))
     off = (FACE_SIZE - INPUT_SIZE) // 2
-    crop = faces[:, off : off + INPUT_SIZE, off : off + INPUT_SIZE]
-    return normalize(crop).unsqueeze(1).contiguous()
+    return faces[:, off : off + INPUT_SIZE, off : off + INPUT_SIZE]
+
+
+def eval_transform(faces: torch.Tensor) -> torch.Tensor:
+    """(N, 48, 48) uint8 faces -> (N, 1, 40, 40) float32 network input (centre crop)."""
+    return normalize(model_view(faces)).unsqueeze(1).contiguous()
 
 
 def tta_views(faces: torch.Tensor, mode: str) -> torch.Tensor:

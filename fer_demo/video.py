@@ -1,13 +1,18 @@
 """Video files: decode, sample, analyse frame by frame, and write the results.
 
 ``analyze_video(predictor, path)`` opens an MP4, MOV or WebM file with PyAV (which bundles FFmpeg,
-libx264 included: no system FFmpeg needed), checks it against ``fer_demo.limits`` (file size,
-duration), decodes it, keeps frames at a chosen rate (default ``limits.VIDEO_DEFAULT_FPS`` per
+libx264 included: no system FFmpeg needed), checks it against the caller's ``VideoLimits`` (the web
+page: ``VideoLimits.web()``, file size and duration from ``fer_demo.limits``; locally, the CLI and
+the Python API: none), decodes it, keeps frames at a chosen rate (default ``limits.VIDEO_DEFAULT_FPS`` per
 second), turns each one upright (the display-matrix rotation phone videos carry), brings large
 frames down to ``limits.VIDEO_MAX_SIDE``, and runs them through one ``fer_demo.frames.FrameAnalyzer``
 (faces tracked across frames, probabilities smoothed over time). The result, ``VideoAnalysis``,
 gives per-face records (CSV, JSON) and a timeline plot; with ``annotated_path`` the annotated
 frames are encoded as an H.264 MP4 (yuv420p, even size, moov atom first) that browsers play.
+
+Long videos: with ``keep_frames=False`` nothing grows with the video's length: each frame's records
+go to ``on_frame`` (e.g. a ``RecordsCSV``) as soon as it is analysed, and the summary and timeline come
+from per-face running totals and a timeline thinned to at most ``TIMELINE_POINTS`` points a face.
 
 Frames are never written to disk, except into the annotated video the caller asked for.
 A file this module cannot use raises ``InvalidVideoError`` with a message that says why.
@@ -20,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,32 @@ _EBML = b"\x1a\x45\xdf\xa3"
 ENCODER_OPTIONS = {"preset": "veryfast", "crf": "23"}
 # Timeline plot: at most this many faces, one panel each (the ones seen in the most frames).
 PLOT_MAX_FACES = 4
+# A face's timeline keeps at most this many points (every other one is dropped when full, so a long
+# video's plot covers all of it at a coarser step; the CSV/JSON records keep every frame).
+TIMELINE_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a caller accepts: the longest video in seconds and the largest file in bytes; None: any.
+
+    The shared web page refuses long and large videos (``VideoLimits.web()``, from ``fer_demo.limits``);
+    locally (the CLI, the Python API) the default is no limit: memory does not grow with the length
+    when ``analyze_video`` runs with ``keep_frames=False``.
+    """
+
+    max_seconds: float | None = None
+    max_bytes: int | None = None
+
+    @classmethod
+    def web(cls) -> VideoLimits:
+        """The web page's limits (read from ``fer_demo.limits`` when called)."""
+        return cls(limits.VIDEO_MAX_SECONDS, limits.VIDEO_MAX_UPLOAD_BYTES)
+
+    def too_long(self, path: Path, seconds: float) -> InvalidVideoError:
+        return InvalidVideoError(f"{path.name}: video too long ({seconds:.0f} s); at most {self.max_seconds:g} s are "
+                                 "accepted here (cut it shorter, or analyse it on your own machine: "
+                                 "python -m fer_demo VIDEO)")
 
 ProgressCallback = Callable[[float], None]
 
@@ -98,8 +129,9 @@ def detect_every_for(fps: float) -> int:
     return max(1, round(fps * limits.VIDEO_DETECT_EVERY_S))
 
 
-def _check_file(path: Path) -> None:
-    if checked_size(path, limits.VIDEO_MAX_UPLOAD_BYTES, InvalidVideoError, path.name) == 0:
+def _check_file(path: Path, bounds: VideoLimits) -> None:
+    max_bytes = bounds.max_bytes if bounds.max_bytes is not None else math.inf
+    if checked_size(path, max_bytes, InvalidVideoError, path.name) == 0:
         raise InvalidVideoError(f"{path.name}: the file is empty; expected a {ACCEPTED} video")
 
 
@@ -110,8 +142,8 @@ def _looks_like_video(path: Path) -> bool:
     return head[4:8] in _ISO_BOXES or head.startswith(_EBML)
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    _check_file(path)
+def _open(path: Path, bounds: VideoLimits) -> av.container.InputContainer:
+    _check_file(path, bounds)
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError:
@@ -145,7 +177,8 @@ def _rotation_of(frame: av.VideoFrame) -> int:
     return int(90 * round((angle or 0) / 90)) % 360
 
 
-def _info(path: Path, container: av.container.InputContainer) -> tuple[VideoInfo, av.video.stream.VideoStream]:
+def _info(path: Path, container: av.container.InputContainer, bounds: VideoLimits
+          ) -> tuple[VideoInfo, av.video.stream.VideoStream]:
     if not container.streams.video:
         raise InvalidVideoError(f"{path.name}: has no video stream (audio only?); expected a {ACCEPTED} video")
     stream = container.streams.video[0]
@@ -158,9 +191,8 @@ def _info(path: Path, container: av.container.InputContainer) -> tuple[VideoInfo
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / av.time_base
-    if duration > limits.VIDEO_MAX_SECONDS + 0.5:
-        raise InvalidVideoError(f"{path.name}: video too long ({duration:.0f} s); at most "
-                                f"{limits.VIDEO_MAX_SECONDS} s are accepted (cut it shorter)")
+    if bounds.max_seconds is not None and duration > bounds.max_seconds + 0.5:
+        raise bounds.too_long(path, duration)
     width, height = int(ctx.width or 0), int(ctx.height or 0)
     if width * height > limits.MAX_PIXELS:
         raise InvalidVideoError(f"{path.name}: frames too large ({width}x{height}); at most "
@@ -172,8 +204,8 @@ def _info(path: Path, container: av.container.InputContainer) -> tuple[VideoInfo
     return info, stream
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """Open a video and check it against the limits, without decoding it.
+def probe_video(path: str | Path, bounds: VideoLimits | None = None) -> VideoInfo:
+    """Open a video and check it against ``bounds`` (default: no length or size limit), without decoding it.
 
     ``width``/``height``/``rotation`` are the stored ones here (the rotation is read from the frames,
     so ``read_frames`` and ``analyze_video`` report the upright size).
@@ -183,8 +215,9 @@ def probe_video(path: str | Path) -> VideoInfo:
             or a codec without a decoder.
     """
     path = Path(path)
-    with _open(path) as container:
-        return _info(path, container)[0]
+    bounds = bounds or VideoLimits()
+    with _open(path, bounds) as container:
+        return _info(path, container, bounds)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,7 +230,7 @@ class SampledFrame:
 
 
 def read_frames(path: str | Path, fps: float = limits.VIDEO_DEFAULT_FPS,
-                info_out: list[VideoInfo] | None = None) -> Iterator[SampledFrame]:
+                info_out: list[VideoInfo] | None = None, bounds: VideoLimits | None = None) -> Iterator[SampledFrame]:
     """Decode a video and yield its frames at ``fps`` frames per second, upright, at most VIDEO_MAX_SIDE.
 
     Frames are kept at times 0, 1/fps, 2/fps, ... (the first frame at or after each, counted from the
@@ -206,13 +239,14 @@ def read_frames(path: str | Path, fps: float = limits.VIDEO_DEFAULT_FPS,
 
     Raises:
         InvalidVideoError: as ``probe_video``, and: no frame could be decoded, the video is damaged
-            part way, or it turns out longer than ``limits.VIDEO_MAX_SECONDS``.
+            part way, or it turns out longer than ``bounds.max_seconds`` (default: no limit).
         ValueError: ``fps`` out of range (``check_fps``).
     """
     fps = check_fps(fps)
     path = Path(path)
-    with _open(path) as container:
-        info, stream = _info(path, container)
+    bounds = bounds or VideoLimits()
+    with _open(path, bounds) as container:
+        info, stream = _info(path, container, bounds)
         stream.thread_type = "AUTO"  # frame-threaded decoding on both cores
         t0: float | None = None
         next_slot = 0
@@ -227,9 +261,8 @@ def read_frames(path: str | Path, fps: float = limits.VIDEO_DEFAULT_FPS,
                 if t0 is None:
                     t0 = t_abs
                 t = t_abs - t0
-                if t > limits.VIDEO_MAX_SECONDS + 0.5:
-                    raise InvalidVideoError(f"{path.name}: video too long (more than {limits.VIDEO_MAX_SECONDS} s); "
-                                            f"at most {limits.VIDEO_MAX_SECONDS} s are accepted (cut it shorter)")
+                if bounds.max_seconds is not None and t > bounds.max_seconds + 0.5:
+                    raise bounds.too_long(path, t)
                 slot = math.floor(t * fps + 1e-6)
                 if slot < next_slot:
                     continue
@@ -292,6 +325,73 @@ class AnnotatedWriter:
         self.close()
 
 
+CSV_HEAD = ["frame", "time", "face", "x1", "y1", "x2", "y2", "label"]
+
+
+class RecordsCSV:
+    """Writes each frame's records to a CSV file as it comes (``write(result)``), so a long video's
+    records are on disk, not in memory. Columns: frame, time, face, x1, y1, x2, y2, label, then one
+    probability column per class (smoothed). A context manager; ``on_frame=csv.write`` for ``analyze_video``."""
+
+    def __init__(self, path: str | Path, classes: tuple[str, ...] | list[str]) -> None:
+        self.path, self.classes = Path(path), tuple(classes)
+        self._fh = open(self.path, "w", newline="")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow([*CSV_HEAD, *self.classes])
+
+    def write(self, result: FrameResult) -> None:
+        for r in result.to_dicts():
+            self._writer.writerow([r["frame"], r["time"], r["face"], *r["box"], r["label"],
+                                   *(r["probabilities"][c] for c in self.classes)])
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> RecordsCSV:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(eq=False)
+class TrackStats:
+    """One face over a whole video, in memory that does not grow with its length: frames seen, the sum
+    of its (smoothed) probabilities, its largest box area, and its timeline thinned to at most
+    ``TIMELINE_POINTS`` points (every ``stride``-th frame it was seen in)."""
+
+    frames: int = 0
+    prob_sum: np.ndarray | None = None
+    area: float = 0.0
+    times: list[float] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+    stride: int = 1
+
+    def add(self, t: float, probabilities: np.ndarray, area: float) -> None:
+        p = np.asarray(probabilities, dtype=np.float64)
+        self.prob_sum = p.copy() if self.prob_sum is None else self.prob_sum + p
+        self.area = max(self.area, float(area))
+        if self.frames % self.stride == 0:
+            self.times.append(float(t))
+            self.probs.append(p.astype(np.float32))
+            if len(self.times) >= TIMELINE_POINTS:
+                self.times, self.probs, self.stride = self.times[::2], self.probs[::2], 2 * self.stride
+        self.frames += 1
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.prob_sum / max(1, self.frames)
+
+
+def track_stats(frames: list[FrameResult]) -> dict[int, TrackStats]:
+    """``TrackStats`` per track id from kept frames."""
+    out: dict[int, TrackStats] = {}
+    for f in frames:
+        for face in f.faces:
+            out.setdefault(face.track_id, TrackStats()).add(f.t, face.probabilities, face.area)
+    return out
+
+
 @dataclass(eq=False)
 class VideoAnalysis:
     """The result for one video file.
@@ -304,6 +404,8 @@ class VideoAnalysis:
         classes: the class names.
         seconds: wall time of the whole analysis (decoding, analysis, encoding).
         annotated: the annotated MP4, when one was asked for.
+        stats: per track id, its ``TrackStats`` (what the summary and the timeline read: with
+            ``keep_frames=False`` ``frames`` is empty and these are all there is).
     """
 
     info: VideoInfo
@@ -314,39 +416,46 @@ class VideoAnalysis:
     seconds: float
     annotated: Path | None = None
     detect_every: int = 1
+    stats: dict[int, TrackStats] = field(default_factory=dict)
+    frame_count: int | None = None  # sampled frames analysed (None: len(frames))
+
+    def __post_init__(self) -> None:
+        if not self.stats and self.frames:
+            self.stats = track_stats(self.frames)
+        if self.frame_count is None:
+            self.frame_count = len(self.frames)
 
     def records(self) -> list[dict[str, Any]]:
-        """One record per face per sampled frame: frame, time, face, box, label, probabilities (smoothed)."""
+        """One record per face per sampled frame: frame, time, face, box, label, probabilities (smoothed).
+        Empty when the frames were not kept (``keep_frames=False``: the records went to ``on_frame``)."""
         return [r for f in self.frames for r in f.to_dicts()]
 
     def tracks(self) -> dict[int, list[tuple[float, np.ndarray]]]:
-        """Track id -> [(time, smoothed probabilities (C,))] over the whole video."""
-        out: dict[int, list[tuple[float, np.ndarray]]] = {}
-        for f in self.frames:
-            for face in f.faces:
-                out.setdefault(face.track_id, []).append((f.t, face.probabilities))
-        return out
+        """Track id -> [(time, smoothed probabilities (C,))] over the whole video (thinned to at most
+        ``TIMELINE_POINTS`` points a face)."""
+        return {tid: list(zip(st.times, st.probs)) for tid, st in self.stats.items()}
 
     def summary(self) -> str:
         """One line: frames, faces, each face's most frequent label, speed."""
-        tracks = self.tracks()
-        n = len(self.frames)
+        tracks = self.stats
+        n = self.frame_count
         if not tracks:
             faces = "no face found"
         else:
             parts = []
-            for tid, series in sorted(tracks.items()):
-                mean = np.mean([p for _, p in series], axis=0)
-                parts.append(f"face {tid}: mostly {self.classes[int(np.argmax(mean))]} ({len(series)} frames)")
+            for tid, st in sorted(tracks.items()):
+                parts.append(f"face {tid}: mostly {self.classes[int(np.argmax(st.mean))]} ({st.frames} frames)")
             faces = f"{len(tracks)} face{'s' if len(tracks) != 1 else ''} (" + "; ".join(parts) + ")"
         speed = self.info.duration / self.seconds if self.seconds > 0 and self.info.duration > 0 else 0.0
+        capped = (f" The timeline plots the {PLOT_MAX_FACES} faces seen in the most frames; all {len(tracks)} are "
+                  "in the CSV and JSON." if len(tracks) > PLOT_MAX_FACES else "")
         return (f"{n} frames analysed at {self.fps:g} frames/s from {self.info.duration:.1f} s of video: {faces}. "
-                f"Took {self.seconds:.1f} s ({speed:.1f}x real time).")
+                f"Took {self.seconds:.1f} s ({speed:.1f}x real time).{capped}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the video, the settings, one record per face per frame, the summary."""
-        return {"video": self.info.to_dict(), "fps": self.fps, "cam": self.cam, "frames": len(self.frames),
-                "faces": len(self.tracks()), "classes": list(self.classes), "seconds": round(self.seconds, 3),
+        return {"video": self.info.to_dict(), "fps": self.fps, "cam": self.cam, "frames": self.frame_count,
+                "faces": len(self.stats), "classes": list(self.classes), "seconds": round(self.seconds, 3),
                 "summary": self.summary(), "records": self.records()}
 
     def write_json(self, path: str | Path) -> Path:
@@ -356,26 +465,22 @@ class VideoAnalysis:
 
     def write_csv(self, path: str | Path) -> Path:
         """Columns: frame, time, face, x1, y1, x2, y2, label, then one probability column per class."""
-        path = Path(path)
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["frame", "time", "face", "x1", "y1", "x2", "y2", "label", *self.classes])
-            for r in self.records():
-                writer.writerow([r["frame"], r["time"], r["face"], *r["box"], r["label"],
-                                 *(r["probabilities"][c] for c in self.classes)])
-        return path
+        with RecordsCSV(path, self.classes) as out:
+            for f in self.frames:
+                out.write(f)
+        return out.path
 
     def timeline_figure(self, max_faces: int = PLOT_MAX_FACES):
         """A matplotlib ``Figure``: each face's smoothed probabilities over time, one panel per face.
 
-        The ``max_faces`` faces seen in the most frames are shown (ties: the larger face). A video
-        without faces gets one empty panel that says so.
+        The ``max_faces`` faces seen in the most frames are shown (ties: the larger face); when there
+        are more, the figure's title says how many of how many. A video without faces gets one empty
+        panel that says so.
         """
         from matplotlib.figure import Figure
 
         tracks = self.tracks()
-        area = {f.track_id: f.area for fr in self.frames for f in fr.faces}
-        shown = sorted(tracks, key=lambda k: (-len(tracks[k]), -area.get(k, 0)))[:max_faces]
+        shown = sorted(tracks, key=lambda k: (-self.stats[k].frames, -self.stats[k].area))[:max_faces]
         shown.sort()
         rows = max(1, len(shown))
         fig = Figure(figsize=(8, 1.2 + 1.9 * rows), layout="constrained")
@@ -396,6 +501,9 @@ class VideoAnalysis:
             ax.set_xlim(0, end)
             ax.grid(alpha=0.3)
         axes[-1].set_xlabel("time (s)")
+        if len(tracks) > len(shown):
+            fig.suptitle(f"{len(shown)} of {len(tracks)} faces shown: the ones seen in the most frames "
+                         "(all are in the CSV and JSON)", fontsize=10)
         if shown:
             axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                            handlelength=1.2)
@@ -416,6 +524,8 @@ def analyze_video(
     progress: ProgressCallback | None = None,
     detect_every: int | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
+    bounds: VideoLimits | None = None,
+    keep_frames: bool = True,
 ) -> VideoAnalysis:
     """Analyse every sampled frame of a video file.
 
@@ -428,6 +538,10 @@ def analyze_video(
         progress: called with the fraction of the video done, in [0, 1], after each sampled frame.
         detect_every: sampled frames between face detections (default ``detect_every_for(fps)``).
         on_frame: called with each ``FrameResult`` (heatmaps still set) as soon as it is ready.
+        bounds: the longest video and largest file accepted (default: none; the web page passes
+            ``VideoLimits.web()``).
+        keep_frames: keep every ``FrameResult`` in ``VideoAnalysis.frames``; False for long videos:
+            memory stays flat, the records go only to ``on_frame`` (e.g. ``RecordsCSV.write``).
 
     Returns:
         A ``VideoAnalysis``; frames without faces have empty ``faces``.
@@ -442,11 +556,14 @@ def analyze_video(
     analyzer = FrameAnalyzer(predictor, detect_every=detect_every, cam=cam)
     infos: list[VideoInfo] = []
     frames: list[FrameResult] = []
+    stats: dict[int, TrackStats] = {}
+    count = 0
     writer = AnnotatedWriter(annotated_path, fps) if annotated_path is not None else None
     ok = False
     batch: list[SampledFrame] = []
 
     def flush() -> None:
+        nonlocal count
         # The frames of one detection interval are classified in one batch (FrameAnalyzer.process_many).
         results = analyzer.process_many([s.rgb for s in batch], [s.t for s in batch], [s.index for s in batch])
         for sample, result in zip(batch, results):
@@ -457,13 +574,16 @@ def analyze_video(
                              sample.t)
             for face in result.faces:  # keep the numbers, not the pixels
                 face.heatmap = None
-            frames.append(result)
+                stats.setdefault(face.track_id, TrackStats()).add(result.t, face.probabilities, face.area)
+            count += 1
+            if keep_frames:
+                frames.append(result)
             if progress is not None and infos and infos[0].duration > 0:
                 progress(min(1.0, sample.t / infos[0].duration))
         batch.clear()
 
     try:
-        for sample in read_frames(path, fps, info_out=infos):
+        for sample in read_frames(path, fps, info_out=infos, bounds=bounds):
             batch.append(sample)
             if len(batch) >= detect_every:
                 flush()
@@ -480,4 +600,4 @@ def analyze_video(
     return VideoAnalysis(info=infos[0], fps=fps, cam=analyzer.cam, frames=frames, classes=analyzer.classes,
                          seconds=time.perf_counter() - start,
                          annotated=None if annotated_path is None else Path(annotated_path),
-                         detect_every=detect_every)
+                         detect_every=detect_every, stats=stats, frame_count=count)

@@ -305,3 +305,49 @@ def test_fingerprint_does_not_depend_on_sample_order(tmp_path, rng):
     root = write_folder(tmp_path / "fer", {"train": samples})
     csv_path = write_csv(tmp_path / "fer2013.csv", [(lab, img, "Training") for lab, img in samples])
     assert load_split(root, "train", progress=False).fingerprint() == load_split(csv_path, "train", progress=False).fingerprint()
+
+
+# ----------------------------------------------------------------------------- module layout
+
+
+def _train_imports() -> dict[str, set[str]]:
+    """train module -> the train modules it imports anywhere in its code (function-level imports too)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "train"
+    graph: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        graph[f"train.{path.stem}"] = {n for n in names if n.startswith("train.") and n != f"train.{path.stem}"}
+    return {m: {n for n in deps if n in graph} for m, deps in graph.items()}
+
+
+def test_train_modules_import_each_other_without_a_circle():
+    """Issue 22: train.data, train.ferplus and train.photos imported each other (hidden by imports
+    inside functions). Every import, wherever it sits, counts: the graph has no cycle."""
+    from graphlib import CycleError, TopologicalSorter
+
+    graph = _train_imports()
+    assert {"train.data", "train.ferplus", "train.photos", "train.dataset"} <= set(graph)
+    try:
+        list(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        pytest.fail(f"import cycle among train modules: {e.args[1]}")
+
+
+@pytest.mark.parametrize("module", ["train.dataset", "train.data", "train.ferplus", "train.photos"])
+def test_each_loader_imports_alone_in_a_fresh_interpreter(module):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -59,12 +59,18 @@ class FakeAnalyzer:
 
     log: ClassVar[list[tuple[float, float]]] = []
     delay: ClassVar[float] = 0.0
+    # (started, release) events: ``process`` sets ``started`` then waits for ``release``; None: no hold.
+    hold: ClassVar[tuple[threading.Event, threading.Event] | None] = None
 
     def __init__(self, predictor, detect_every: int = 1, cam: str | None = None, tracker=None) -> None:
         self.tracker, self.cam, self.classes = tracker, cam, tuple(EMOTIONS)
 
     def process(self, frame: np.ndarray, t: float, index: int | None = None) -> FrameResult:
         type(self).log.append((t, float(frame.mean())))
+        if self.hold is not None:
+            started, release = self.hold
+            started.set()
+            release.wait(120)
         time.sleep(self.delay)
         h, w = frame.shape[:2]
         p = np.full(len(self.classes), 0.1 / (len(self.classes) - 1))
@@ -79,9 +85,9 @@ class FakeAnalyzer:
 
 @pytest.fixture
 def fake_analyzer():
-    FakeAnalyzer.log, FakeAnalyzer.delay = [], 0.0
+    FakeAnalyzer.log, FakeAnalyzer.delay, FakeAnalyzer.hold = [], 0.0, None
     yield FakeAnalyzer
-    FakeAnalyzer.log, FakeAnalyzer.delay = [], 0.0
+    FakeAnalyzer.log, FakeAnalyzer.delay, FakeAnalyzer.hold = [], 0.0, None
 
 
 def fake_session(**kwargs) -> LiveSession:
@@ -113,50 +119,40 @@ def test_gate_admits_one_frame_at_a_time_and_only_newer_ones():
     assert (gate.admitted, gate.dropped) == (2, 3)
 
 
-def test_slow_session_drops_frames_arriving_while_busy_and_latency_stays_bounded(fake_analyzer):
-    """Frames every 10 ms (each its own request thread) into a session that needs 150 ms a frame for
-    1.5 s: most are dropped at once, none waits, the answered frames are in order and their
-    latency does not grow."""
-    fake_analyzer.delay = 0.15
+def test_slow_session_drops_frames_arriving_while_busy_and_keeps_no_backlog(fake_analyzer):
+    """While one frame is being analysed (held here by an event, not a delay: no clock in the test),
+    every frame that arrives is answered None at once (a frame that waited for the busy one would
+    block until the release, and fails the join below); once free, the session analyses the next
+    frame that arrives, never one that came while it was busy: no backlog."""
+    started, release = threading.Event(), threading.Event()
+    fake_analyzer.hold = (started, release)
     session = fake_session()
-    answered: list[tuple[int, float, float]] = []  # (frame number, arrived, answered)
-    returned_at: dict[int, float] = {}
-    lock = threading.Lock()
+    answers: dict[float, object] = {}
 
-    def deliver(n: int, frame: np.ndarray) -> None:
-        arrived = time.monotonic()
-        out = session.process(frame, t=arrived)
-        done = time.monotonic()
-        with lock:
-            returned_at[n] = done - arrived
-            if out is not None:
-                answered.append((n, arrived, done))
+    def deliver(t: float) -> None:
+        answers[t] = session.process(np.full((48, 64, 3), int(10 * t) % 250, np.uint8), t=t)
 
-    threads = []
-    start = time.monotonic()
-    n = 0
-    while time.monotonic() - start < 1.5:
-        frame = np.full((48, 64, 3), n % 250, np.uint8)
-        threads.append(threading.Thread(target=deliver, args=(n, frame)))
-        threads[-1].start()
-        n += 1
-        time.sleep(0.01)
-    for th in threads:
-        th.join()
-    dropped = n - len(answered)
-    assert len(answered) <= 1.5 / 0.15 + 2  # never more than the analyzer can do
-    assert dropped >= n / 2 and session.gate.dropped == dropped
-    # A dropped frame is answered at once (None), it does not wait for the busy one (0.15 s). Percentiles,
-    # not the maximum: on a loaded machine a thread may not be scheduled for a while.
-    waits = [w for k, w in returned_at.items() if k not in {a[0] for a in answered}]
-    assert np.percentile(waits, 90) < 0.075, sorted(waits)[-10:]
-    # Answered frames: in order, and each within one analysis of arriving (no backlog building up).
-    numbers = [a[0] for a in sorted(answered, key=lambda a: a[2])]
-    assert numbers == sorted(numbers)
-    latencies = [done - arrived for _, arrived, done in answered]
-    assert np.percentile(latencies, 90) < 0.15 + 0.1 and max(latencies) < 2 * 0.15 + 0.1, latencies
-    half = len(latencies) // 2
-    assert np.median(latencies[half:]) < np.median(latencies[:half]) + 0.05, latencies  # not growing
+    admitted = []
+    for k in range(3):
+        busy = threading.Thread(target=deliver, args=(float(k),))
+        busy.start()
+        assert started.wait(60), "the analyzer never started"
+        started.clear()
+        admitted.append(float(k))
+        while_busy = [threading.Thread(target=deliver, args=(k + 0.1 * (j + 1),)) for j in range(5)]
+        for th in while_busy:
+            th.start()
+        for th in while_busy:
+            th.join(60)  # generous: only a frame waiting for the held one is still running
+        assert not any(th.is_alive() for th in while_busy), "a frame waited for the busy one"
+        assert all(answers[k + 0.1 * (j + 1)] is None for j in range(5))  # dropped, answered at once
+        release.set()
+        busy.join(60)
+        release.clear()
+        assert answers[float(k)] is not None
+    # The analyzer ran exactly the admitted frames, in order; none of the 15 dropped ones later.
+    assert [round(v) for _, v in fake_analyzer.log] == [int(10 * t) % 250 for t in admitted]
+    assert (session.gate.admitted, session.gate.dropped) == (3, 15)
 
 
 def test_at_most_one_frame_is_analysed_and_none_waits_whatever_the_rate(fake_analyzer):
@@ -248,14 +244,11 @@ def test_gradio_stream_hands_the_handler_the_newest_frame_not_a_backlog(slow_str
     url, seen = slow_stream_server
     client = StreamClient(url, stream_dependency(url, "cam"))
     levels = [4 * i for i in range(60)]  # 0, 4, ..., 236: JPEG keeps a flat gray within +-1
-    sent_at = {}
     client.start(np.full((48, 64, 3), levels[0], np.uint8))
-    sent_at[levels[0]] = time.monotonic()
     for level in levels[1:]:
         time.sleep(0.03)
         client.send(np.full((48, 64, 3), level, np.uint8))
-        sent_at[level] = time.monotonic()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a wait, not a bound: the loop ends as soon as it is answered
     while (not seen or seen[-1] != levels[-1]) and time.monotonic() < deadline:
         time.sleep(0.05)
     client.wait_for(len(seen))
@@ -263,11 +256,10 @@ def test_gradio_stream_hands_the_handler_the_newest_frame_not_a_backlog(slow_str
     assert seen[-1] == levels[-1], seen  # the newest frame wins
     assert seen == sorted(seen)
     assert len(seen) < len(levels) / 2, seen  # most frames were replaced, not queued
-    # Every answered frame was answered within one handler run (+ the next frame's wait) of being sent.
+    # Every answer is the handler's own, in order: none is repeated or answered from a queue. (No
+    # wall-clock bound here: speed on a shared machine belongs in benchmarks/live.py.)
     answers = client.answers()
     assert [int(a[1][0]) for a in answers] == seen
-    lags = [t - sent_at[int(a[0])] for t, a in answers]
-    assert max(lags) < 0.2 * 2 + 0.5, lags
 
 
 def test_pick_face_follows_the_asked_face_else_the_largest():

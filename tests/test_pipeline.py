@@ -253,18 +253,40 @@ def test_smiling_faces_in_the_group_are_happy(results):
     assert astronauts[0].probabilities["happy"] == pytest.approx(astronauts[1].probabilities["happy"], abs=0.15)
 
 
+def heat_centre(face: FaceResult) -> np.ndarray:
+    """The heatmap's centre of mass, (x, y) in the photo's pixels (mapped back with ``face.matrix``)."""
+    v, u = np.mgrid[:face.heatmap.shape[0], :face.heatmap.shape[1]]
+    w = face.heatmap / face.heatmap.sum()
+    return cv2.invertAffineTransform(face.matrix) @ np.array([(u * w).sum(), (v * w).sum(), 1.0])
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["astronaut.jpg", "grace_hopper.jpg", "group_three_faces.jpg"])
-def test_heatmap_peak_is_inside_the_face_box(results, name):
-    """The map's peak is on the face, not the background. The aligned 48x48 face frames a little more
-    than MTCNN's tight box (FER2013-like framing: jaw and brow edges), so the box gets a 10% margin."""
-    for face in results[name].faces:
-        assert face.heatmap.max() > 0, (name, "flat map")  # a peak to look at
-        v, u = np.unravel_index(face.heatmap.argmax(), face.heatmap.shape)
-        x, y = cv2.invertAffineTransform(face.matrix) @ np.array([u, v, 1.0])
-        x1, y1, x2, y2 = face.box
-        mx, my = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
-        assert x1 - mx <= x <= x2 + mx and y1 - my <= y <= y2 + my, (name, (x, y), face.box)
+def test_heatmap_moves_with_the_face_when_the_photo_is_shifted(predictor, results, name):
+    """The same photo pasted 80 px right and 40 px down on a gray canvas: every face's map (same
+    target class) has about the same shape over the face, and its centre, mapped back into the
+    photo, moves by the shift, so the map stays on the face rather than on a place in the image or
+    in the crop. (Issue 22: the earlier "peak inside the box" check could only fail on a flat map.)"""
+    dx, dy = 80, 40
+    image = np.asarray(load_image(EXAMPLES / name))
+    shifted = np.full((image.shape[0] + dy, image.shape[1] + dx, 3), 128, np.uint8)
+    shifted[dy:, dx:] = image
+    originals = sorted(results[name].faces, key=lambda f: f.box[0])
+    for face in originals:
+        assert face.heatmap.max() > 0, (name, "flat map")
+    moved = sorted(predictor.predict(shifted, cam="gradcam", target=originals[0].target), key=lambda f: f.box[0])
+    assert len(moved) == len(originals)
+    for face, other in zip(originals, moved):
+        if other.target != face.target:  # explain the same class in both
+            [other] = [f for f in predictor.predict(shifted, cam="gradcam", target=face.target)
+                       if abs(f.box[0] - face.box[0] - dx) < 20]
+        assert np.abs(other.heatmap - face.heatmap).mean() < 0.1, (name, "a different map")
+        width = face.box[2] - face.box[0]  # MTCNN's landmarks move a little with the canvas: 10% of it
+        shift = heat_centre(other) - heat_centre(face)
+        assert np.allclose(shift, (dx, dy), atol=0.1 * width), (name, shift, width)
+        x1, y1, x2, y2 = other.box
+        x, y = heat_centre(other)
+        assert x1 <= x <= x2 and y1 <= y <= y2, (name, (x, y), other.box)
 
 
 @pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_demo.track import FaceTracker, iou
+from fer_demo.track import MIN_SIMILARITY, FaceTracker, appearance_descriptor, iou, similarity
 
 HAPPY, SURPRISE, NEUTRAL = 3, 5, 6
 
@@ -45,6 +45,40 @@ def test_a_face_that_leaves_and_comes_back_gets_a_new_id():
     assert tracker.update([], [], 0.5) == []
     assert tracker.update([box], [probs(c3=0.9)], 0.9)[0].track_id == 1  # away 0.9 s: remembered
     assert tracker.update([box], [probs(c3=0.9)], 2.5)[0].track_id == 2  # away 1.6 s: a new face
+
+
+def face_of(colour: tuple[int, int, int], seed: int) -> np.ndarray:
+    """A 96x96 "face": one colour with noise (a person's skin and hair under one light)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(np.array(colour) + rng.normal(0, 12, (96, 96, 3)), 0, 255).astype(np.uint8)
+
+
+def test_appearance_descriptor_tells_people_apart_not_frames_of_one():
+    a1, a2 = appearance_descriptor(face_of((200, 150, 120), 1)), appearance_descriptor(face_of((200, 150, 120), 2))
+    b = appearance_descriptor(face_of((90, 70, 60), 3))
+    assert a1.shape == (512,) and a1.sum() == pytest.approx(1)
+    assert similarity(a1, a1) == pytest.approx(1)
+    assert similarity(a1, a2) > MIN_SIMILARITY > similarity(a1, b)
+    with pytest.raises(ValueError, match="uint8"):
+        appearance_descriptor(np.zeros((48, 48), np.uint8))
+
+
+def test_a_different_person_at_the_same_place_gets_a_new_id():
+    """Issue 22, defect 7: a film cutting from one face to another at the same place kept the id
+    (overlap alone decides); with appearances the new person is a new face, and the first one,
+    back in the next shot within ``max_missed_s``, is new again only if it looks different."""
+    box = (100, 100, 180, 180)
+    a = [appearance_descriptor(face_of((200, 150, 120), k)) for k in range(6)]
+    b = [appearance_descriptor(face_of((90, 70, 60), 10 + k)) for k in range(3)]
+    tracker = FaceTracker()
+    ids = [tracker.update([box], [probs(c3=0.9)], k / 10, appearances=[a[k]])[0].track_id for k in range(3)]
+    ids += [tracker.update([box], [probs(c3=0.9)], (3 + k) / 10, appearances=[b[k]])[0].track_id for k in range(3)]
+    assert ids == [1, 1, 1, 2, 2, 2]
+    # Without appearances (the old behaviour) the same boxes keep one id: the check is what splits them.
+    plain = FaceTracker()
+    assert {plain.update([box], [probs(c3=0.9)], k / 10)[0].track_id for k in range(6)} == {1}
+    with pytest.raises(ValueError, match="1 boxes but 2 appearance"):
+        tracker.update([box], [probs(c3=0.9)], 1.0, appearances=a[:2])
 
 
 def test_a_flickering_input_gives_a_stable_label():

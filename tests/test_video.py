@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from video_clips import EXAMPLES, astronaut_frames, write_audio_only, write_clip
+from video_clips import EXAMPLES, astronaut_frames, cut_frames, write_audio_only, write_clip
 
 from fer_demo import limits
 from fer_demo.model import EMOTIONS
@@ -17,6 +17,7 @@ from fer_demo.pipeline import Predictor
 from fer_demo.video import (
     AnnotatedWriter,
     InvalidVideoError,
+    VideoLimits,
     analyze_video,
     probe_video,
     read_frames,
@@ -104,11 +105,14 @@ def test_missing_too_large_and_too_long_files_are_refused(clips, tmp_path, monke
     with pytest.raises(InvalidVideoError, match="no such file"):
         probe_video(tmp_path / "missing.mp4")
     monkeypatch.setattr(limits, "VIDEO_MAX_SECONDS", 1)
+    with pytest.raises(InvalidVideoError, match=r"too long \(3 s\); at most 1 s .*python -m fer_demo"):
+        probe_video(clips["clip"], VideoLimits.web())  # the web page's limits
     with pytest.raises(InvalidVideoError, match=r"too long \(3 s\); at most 1 s"):
-        probe_video(clips["clip"])
+        list(read_frames(clips["clip"], 5, bounds=VideoLimits(max_seconds=1)))
     monkeypatch.setattr(limits, "VIDEO_MAX_UPLOAD_BYTES", 1000)
     with pytest.raises(InvalidVideoError, match="file too large"):
-        probe_video(clips["clip"])
+        probe_video(clips["clip"], VideoLimits.web())
+    assert probe_video(clips["clip"]).duration == pytest.approx(3.0, abs=0.2)  # locally: no limit
 
 
 @pytest.mark.parametrize("fps", [0, -1, limits.VIDEO_MAX_FPS + 1, float("nan")])
@@ -148,6 +152,21 @@ def test_analyze_video_end_to_end(clips, predictor, tmp_path):
     assert analysis.save_timeline(tmp_path / "t.png").stat().st_size > 1000
 
 
+def test_a_cut_between_two_people_at_the_same_place_gives_each_shot_its_own_face(predictor, tmp_path):
+    """Issue 22, defect 7: a film cutting from one face to another at the same place kept one track
+    id ("face 3" covered 9 people). The astronaut, Grace Hopper, the astronaut again, 1 s each at 10
+    frames/s, each face centred at the same place: three shots, three faces, one id per shot."""
+    clip = write_clip(tmp_path / "cuts.mp4", cut_frames(10))
+    analysis = analyze_video(predictor, clip, fps=10)
+    ids = [[f.track_id for f in frame.faces] for frame in analysis.frames]
+    assert all(len(i) == 1 for i in ids), ids
+    ids = [i[0] for i in ids]
+    shots = [set(ids[k * 10:(k + 1) * 10]) for k in range(3)]
+    assert all(len(shot) == 1 for shot in shots), ids
+    assert len(set.union(*shots)) == 3, ids
+    assert len(analysis.tracks()) == 3
+
+
 def test_with_cam_and_a_rotated_clip(clips, predictor, tmp_path):
     analysis = analyze_video(predictor, clips["rotated"], fps=10, cam="eigencam", annotated_path=tmp_path / "a.mp4")
     assert analysis.cam == "eigencam" and len(analysis.frames) == 5
@@ -171,3 +190,69 @@ def test_annotated_writer_makes_odd_sizes_even(tmp_path):
         frames = list(container.decode(video=0))
     assert len(frames) == 4 and (frames[0].width, frames[0].height) == (320, 240)
     assert frames[0].format.name == "yuv420p"
+
+
+def test_the_timeline_says_when_it_shows_only_some_faces():
+    """Issue 22, defect 7: the summary listed 6 faces, the plot "one panel per face" showed 4 and said
+    nothing. The figure's title and the summary now say so."""
+    from fer_demo.frames import FrameFace, FrameResult
+    from fer_demo.video import PLOT_MAX_FACES, VideoAnalysis, VideoInfo
+
+    p = np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+    n_faces = PLOT_MAX_FACES + 2
+    frames = [FrameResult(k, k / 5, [FrameFace(i + 1, (10 * i, 0, 10 * i + 8, 8), p, p.astype(np.float32), "happy")
+                                     for i in range(n_faces) if k >= i], True, 0.01, tuple(EMOTIONS))
+              for k in range(10)]
+    info = VideoInfo(64, 48, 64, 48, 0, 2.0, 5.0, "h264", "mp4")
+    analysis = VideoAnalysis(info, 5.0, None, frames, tuple(EMOTIONS), 1.0)
+    fig = analysis.timeline_figure()
+    assert len(fig.axes) == PLOT_MAX_FACES
+    assert fig.get_suptitle().startswith(f"{PLOT_MAX_FACES} of {n_faces} faces shown")
+    assert [ax.get_title(loc="right") for ax in fig.axes] == [f"face {i}" for i in range(1, PLOT_MAX_FACES + 1)]
+    assert f"The timeline plots the {PLOT_MAX_FACES} faces seen in the most frames; all {n_faces}" in analysis.summary()
+    few = VideoAnalysis(info, 5.0, None, frames[:2], tuple(EMOTIONS), 1.0)  # 2 faces: no note
+    assert few.timeline_figure().get_suptitle() == "" and "timeline plots" not in few.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_five_minute_video_is_analysed_locally_in_memory_that_does_not_grow(predictor, tmp_path):
+    """Issue 22, defect 11: every video over 60 s was refused, the CLI's included. Locally (no
+    ``bounds``) a 5-minute clip is analysed; with ``keep_frames=False`` the records go to a CSV as
+    frames are analysed, and what the package's code holds (tracemalloc, from the 1-minute mark)
+    grows from minute 2 to the end by no more than the thinned timeline: nothing grows with the length. (Tiny frames, one
+    a second, so it takes ~30 s on two quiet cores; kept frames would add ~1.5 kB each.)"""
+    import tracemalloc
+
+    from video_clips import face_window
+
+    from fer_demo.video import TIMELINE_POINTS, RecordsCSV
+
+    face = face_window("astronaut.jpg", 160, 120)
+    clip = write_clip(tmp_path / "five_minutes.mp4", [face] * 300, fps=1)
+    assert probe_video(clip).duration == pytest.approx(300, abs=1)
+    with pytest.raises(InvalidVideoError, match="too long"):
+        probe_video(clip, VideoLimits.web())  # the web page keeps its limit
+    held: dict[int, tracemalloc.Snapshot] = {}
+    ours = [tracemalloc.Filter(True, "*/fer_demo/*")]  # what this package allocates (not torch's caches)
+    try:
+        with RecordsCSV(tmp_path / "records.csv", predictor.classes) as out:
+            def on_frame(result) -> None:
+                out.write(result)
+                if result.index == 60:  # 1 minute in: trace from here on
+                    tracemalloc.start()
+                elif result.index in (120, 299):  # the same point of a frame's work: its buffers alike
+                    held[result.index] = tracemalloc.take_snapshot().filter_traces(ours)
+
+            analysis = analyze_video(predictor, clip, fps=1, on_frame=on_frame, keep_frames=False)
+    finally:
+        tracemalloc.stop()
+    assert analysis.frames == [] and analysis.frame_count == 300
+    assert analysis.stats[1].frames == 300 and "face 1: mostly happy (300 frames)" in analysis.summary()
+    rows = (tmp_path / "records.csv").read_text().splitlines()
+    assert len(rows) == 1 + 300 and rows[-1].startswith("299,299.0,1,")
+    # 179 more frames from minute 2 to the end: kept, ~270 kB; not kept, the timeline's points (~180
+    # bytes each).
+    growth = held[299].compare_to(held[120], "filename")
+    assert sum(d.size_diff for d in growth) < 60_000, [str(d) for d in growth[:5]]
+    assert len(analysis.tracks()[1]) <= TIMELINE_POINTS

@@ -26,6 +26,29 @@ def astronaut_frames(n: int, width: int = 320, height: int = 240, step: int = 3)
     return frames
 
 
+# Where each example photo's face is (MTCNN's box on the photo): centre (x, y) and height, as fractions
+# of the photo's width and height.
+FACE_AT = {"astronaut.jpg": (0.436, 0.229, 0.227), "grace_hopper.jpg": (0.510, 0.367, 0.376)}
+
+
+def face_window(name: str, width: int = 320, height: int = 240, face_height: float = 0.5) -> np.ndarray:
+    """A ``width`` x ``height`` RGB frame cut from examples/``name`` so that its face is in the centre,
+    ``face_height`` of the frame tall: two photos give two different people at the same place."""
+    photo = Image.open(EXAMPLES / name).convert("RGB")
+    cx, cy, fh = FACE_AT[name]
+    scale = face_height * height / (fh * photo.height)
+    big = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BILINEAR)
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(big, (round(width / 2 - cx * big.width), round(height / 2 - cy * big.height)))
+    return np.asarray(canvas)
+
+
+def cut_frames(n_each: int, names: tuple[str, ...] = ("astronaut.jpg", "grace_hopper.jpg", "astronaut.jpg"),
+               width: int = 320, height: int = 240) -> list[np.ndarray]:
+    """A film that cuts between faces at the same place: ``n_each`` frames of each photo's face in turn."""
+    return [face_window(name, width, height) for name in names for _ in range(n_each)]
+
+
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264",
                rotation: int | None = None, fmt: str | None = None) -> Path:
     """Encode RGB ``frames`` (one size, even sides) to ``path``; ``rotation``: display-matrix degrees."""

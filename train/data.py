@@ -3,17 +3,15 @@
 - the original CSV ``emotion,pixels,Usage`` (2,304 space-separated pixels per row);
 - the Kaggle image folders ``<root>/{train,test}/<class>/*.{jpg,png}``.
 
-Both give a ``FaceDataset``: uint8 images (N, 48, 48) and int64 labels (N,) in the
+Both give a ``FaceDataset`` (``train.dataset``): uint8 images (N, 48, 48) and int64 labels (N,) in the
 canonical order of ``fer_demo.model.EMOTIONS``.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,73 +20,15 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from fer_demo.model import EMOTIONS, FACE_SIZE
+from train.dataset import (CLASS_ALIASES, CSV_SPLITS, FOLDER_SPLITS, DataError, FaceDataset,  # noqa: F401 (re-exported)
+                           class_of, labelled_files)
+from train.ferplus import relabel
+from train.photos import load_photo_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-# Splits by name: folder layout -> sub-folder, CSV layout -> Usage value.
-FOLDER_SPLITS = {"train": "train", "test": "test"}
-CSV_SPLITS = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
 CSV_HEADER = ["emotion", "pixels", "Usage"]
 # Refuse a split when more than this fraction of its images cannot be read.
 MAX_BAD_FRACTION = 0.01
-# Class folder names other datasets use for the seven expressions (compared case-insensitively):
-# RAF-DB / AffectNet / CK+ / JAFFE spellings. Anything else is an error, or skipped with
-# ``ignore_classes`` (e.g. AffectNet's and CK+'s "contempt", which FER2013 does not have).
-CLASS_ALIASES = {
-    "anger": "angry", "angry": "angry", "mad": "angry",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise",
-    "neutral": "neutral", "calm": "neutral",
-}
-
-
-def class_of(folder_name: str) -> str | None:
-    """The expression a class folder stands for ("Happiness" -> "happy"), or None if unknown."""
-    return CLASS_ALIASES.get(folder_name.strip().lower())
-
-
-class DataError(ValueError):
-    """The dataset is not in a layout we can read; the message says what and where."""
-
-
-@dataclass
-class FaceDataset:
-    """Decoded faces of one split. ``images``: uint8 (N, 48, 48); ``labels``: int64 (N,);
-    ``soft``: float32 (N, 7) label distributions to train on instead (FER+ votes), or None."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    source: str  # where it came from, e.g. "fer2013/train" or "fer2013.csv:PublicTest"
-    split: str
-    soft: torch.Tensor | None = None
-
-    def subset(self, idx: torch.Tensor, source: str) -> FaceDataset:
-        """The samples ``idx`` (in that order), as a dataset from ``source``."""
-        return FaceDataset(self.images[idx], self.labels[idx], source, self.split,
-                           self.soft[idx] if self.soft is not None else None)
-
-    def targets(self, idx: torch.Tensor) -> torch.Tensor:
-        """What the loss compares with: the soft labels where there are some, else the labels."""
-        return self.soft[idx] if self.soft is not None else self.labels[idx]
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=len(EMOTIONS)).tolist()
-
-    def fingerprint(self) -> str:
-        """sha256 over the sorted per-sample (label, pixels) digests: the same samples give the
-        same string in any order and either layout (CSV or lossless PNG folders)."""
-        labels = self.labels.numpy().astype("<i8")
-        images = self.images.numpy()
-        soft = self.soft.numpy().astype("<f4") if self.soft is not None else None
-        digests = sorted(hashlib.sha256(labels[i].tobytes() + images[i].tobytes()
-                                        + (soft[i].tobytes() if soft is not None else b"")).digest()
-                         for i in range(len(labels)))
-        return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False,
@@ -105,8 +45,6 @@ def load_split(root: str | Path, split: str, progress: bool = True, ignore_class
     if faces not in ("cropped", "detect"):
         raise DataError(f"Invalid faces mode {faces!r}. Only 'cropped' and 'detect' are supported.")
     if ferplus is not None:
-        from train.ferplus import relabel
-
         if not (root.is_file() and root.suffix.lower() == ".csv"):
             raise DataError(f"FER+ labels need the CSV layout (--data fer2013.csv), not {root}: the vote file's rows "
                             "are matched by position, and folder file names do not say which row an image is")
@@ -114,8 +52,6 @@ def load_split(root: str | Path, split: str, progress: bool = True, ignore_class
     if root.is_file() and root.suffix.lower() == ".csv":
         return load_csv(root, split, progress=progress)
     if root.is_dir() and faces == "detect":
-        from train.photos import load_photo_folder
-
         return load_photo_folder(root, split, progress=progress, ignore_classes=ignore_classes)
     if root.is_dir():
         return load_folder(root, split, progress=progress, ignore_classes=ignore_classes)
@@ -131,39 +67,6 @@ def _decode(path: Path) -> np.ndarray | None:
             return np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
-
-
-def labelled_files(split_dir: Path, root: Path, suffixes: set[str], ignore_classes: bool = False
-                   ) -> tuple[list[Path], list[int]]:
-    """The image files of ``split_dir/<class>/`` and their labels (indices into ``EMOTIONS``).
-
-    Class folders are named after ``EMOTIONS`` or an alias (``CLASS_ALIASES``); an unknown one
-    is a ``DataError`` listing the accepted names, or skipped with a warning when
-    ``ignore_classes``. No image at all is a ``DataError`` too.
-    """
-    if not split_dir.is_dir():
-        raise DataError(f"{root}: missing split folder {split_dir.name}/ (expected {root}/train/ and {root}/test/)")
-    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
-    unknown = [p.name for p in class_dirs if class_of(p.name) is None]
-    if unknown and not ignore_classes:
-        raise DataError(f"{split_dir}: unknown class folder(s) {unknown}; expected the expressions {list(EMOTIONS)} "
-                        f"or an alias ({', '.join(sorted(set(CLASS_ALIASES) - set(EMOTIONS)))}); "
-                        "--ignore-classes skips the others")
-    if unknown:
-        warnings.warn(f"{split_dir}: skipped class folder(s) {unknown} (not one of the 7 expressions)", stacklevel=3)
-    files: list[Path] = []
-    labels: list[int] = []
-    for d in class_dirs:
-        name = class_of(d.name)
-        if name is None:
-            continue
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in suffixes:
-                files.append(f)
-                labels.append(EMOTIONS.index(name))
-    if not files:
-        raise DataError(f"{split_dir}: no image files ({', '.join(sorted(suffixes))}) in any class folder")
-    return files, labels
 
 
 def load_folder(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False) -> FaceDataset:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from fer_demo.model import EMOTIONS
-from train.data import CSV_SPLITS, DataError, FaceDataset
+from train.dataset import CSV_SPLITS, DataError, FaceDataset
 
 # FER+ column -> our class; the other vote columns are "not one of the seven".
 VOTE_COLUMNS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy", "sadness": "sad",

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from fer_demo import limits
 from fer_demo.weights import atomic_write
-from train.data import FOLDER_SPLITS, DataError, FaceDataset, labelled_files
+from train.dataset import FOLDER_SPLITS, DataError, FaceDataset, labelled_files
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_CACHE = Path.home() / ".cache" / "fer-demo" / "faces"

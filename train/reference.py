@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from fer_demo.classify import card_temperatures
 from fer_demo.model import EMOTIONS
-from fer_demo.monitor import REFERENCE_COLUMNS, REFERENCE_NAME, crop_stats
+from fer_demo.monitor import REFERENCE_COLUMNS, REFERENCE_NAME, seen_stats
 from fer_demo.weights import load_model
 from train.data import load_split
 from train.engine import predict_logits
 
 
 def reference_frame(model: torch.nn.Module, images: torch.Tensor, temperature: float = 1.0) -> pd.DataFrame:
-    """One row per face: predicted label, calibrated confidence and probabilities, brightness, contrast."""
+    """One row per face: predicted label, calibrated confidence and probabilities, and the brightness
+    and contrast of what the network sees (``monitor.seen_stats``, as for served faces)."""
     probs = torch.softmax(predict_logits(model, images).float() / temperature, dim=1).numpy()
-    stats = np.array([crop_stats(face) for face in images.numpy()])
+    stats = seen_stats(images.numpy())
     frame = pd.DataFrame({"label": [EMOTIONS[i] for i in probs.argmax(1)], "confidence": probs.max(1),
                           "brightness": stats[:, 0], "contrast": stats[:, 1],
                           **{f"p_{e}": probs[:, i] for i, e in enumerate(EMOTIONS)}})

@@ -26,8 +26,10 @@ from fer_demo.ui.render import error_html
 from fer_demo.uploads import discard
 from fer_demo.video import (
     ACCEPTED,
+    PLOT_MAX_FACES,
     InvalidVideoError,
     VideoAnalysis,
+    VideoLimits,
     analyze_video,
     check_fps,
     probe_video,
@@ -124,7 +126,7 @@ class VideoHandler:
         try:
             analysis = analyze_video(self.predictor, path, fps=fps, cam=None if cam == NO_CAM else cam,
                                      annotated_path=folder / "fer_annotated.mp4" if annotate else None,
-                                     progress=progress)
+                                     progress=progress, bounds=VideoLimits.web())
         except InvalidVideoError as e:  # the message is for the user
             shutil.rmtree(folder, ignore_errors=True)
             raise gr.Error(str(e), print_exception=False) from None
@@ -200,7 +202,7 @@ def build_video_tab(predictor, keep=lambda: ()) -> VideoHandler:
         with gr.Column(scale=2):
             summary = gr.HTML(START_TEXT, elem_id="video-summary", js_on_load=NO_PREVIEW_ERROR_JS)
             annotated = gr.Video(label="Annotated video", interactive=False, elem_id="video-annotated")
-            timeline = gr.Plot(label="Expressions over time (smoothed), one panel per face", elem_id="video-timeline")
+            timeline = gr.Plot(label=f"Expressions over time (smoothed), one panel per face (at most {PLOT_MAX_FACES})", elem_id="video-timeline")
             files = gr.File(label="Records (CSV, JSON): frame, time, face, box, probabilities, label",
                             file_count="multiple", interactive=False, elem_id="video-files")
     outputs = [annotated, timeline, files, summary]
