@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from fer_demo.align import DISPLAY_SIZE
+from fer_demo.detect import Face
 from fer_demo.io import InvalidImageError, load_image
 from fer_demo.model import EMOTIONS
 from fer_demo.pipeline import FaceResult, Prediction, Predictor, annotate, heatmap_to_image
@@ -264,9 +265,10 @@ def heat_centre(face: FaceResult) -> np.ndarray:
 @pytest.mark.parametrize("name", ["astronaut.jpg", "grace_hopper.jpg", "group_three_faces.jpg"])
 def test_heatmap_moves_with_the_face_when_the_photo_is_shifted(predictor, results, name):
     """The same photo pasted 80 px right and 40 px down on a gray canvas: every face's map (same
-    target class) has about the same shape over the face, and its centre, mapped back into the
-    photo, moves by the shift, so the map stays on the face rather than on a place in the image or
-    in the crop. (Issue 22: the earlier "peak inside the box" check could only fail on a flat map.)"""
+    target class) stays on the face rather than on a place in the image or in the crop. Given the
+    same detections moved by the shift, the map is the same and its centre, mapped back into the
+    photo, moves by exactly the shift; detected anew, its centre lies in the moved box. (Issue 22:
+    the earlier "peak inside the box" check could only fail on a flat map.)"""
     dx, dy = 80, 40
     image = np.asarray(load_image(EXAMPLES / name))
     shifted = np.full((image.shape[0] + dy, image.shape[1] + dx, 3), 128, np.uint8)
@@ -280,10 +282,19 @@ def test_heatmap_moves_with_the_face_when_the_photo_is_shifted(predictor, result
         if other.target != face.target:  # explain the same class in both
             [other] = [f for f in predictor.predict(shifted, cam="gradcam", target=face.target)
                        if abs(f.box[0] - face.box[0] - dx) < 20]
-        assert np.abs(other.heatmap - face.heatmap).mean() < 0.1, (name, "a different map")
-        width = face.box[2] - face.box[0]  # MTCNN's landmarks move a little with the canvas: 10% of it
-        shift = heat_centre(other) - heat_centre(face)
-        assert np.allclose(shift, (dx, dy), atol=0.1 * width), (name, shift, width)
+        # The same face detected anew moves a few pixels more or less than the photo (MTCNN's grid and
+        # the detection copy's contrast stretch see a different image): the same detections moved by
+        # exactly the shift isolate the alignment and the CAM, which must give the same map.
+        [same] = predictor.analyze_faces(shifted, [Face(box=tuple(np.add(face.box, (dx, dy, dx, dy))),
+                                                        landmarks=face.landmarks + (dx, dy),
+                                                        score=face.detection_score)],
+                                         cam="gradcam", target=face.target)
+        assert np.abs(same.heatmap - face.heatmap).mean() < 0.01, (name, "a different map")
+        assert np.allclose(heat_centre(same) - heat_centre(face), (dx, dy), atol=0.5), (name, "moved apart")
+        # Detected anew, the map's centre stays on the face: inside the moved box, which the shift
+        # (80 px, more than a group face's width) takes off the map's old place. Not to the pixel:
+        # a few pixels of detector jitter move the aligned crop, and the 5x5 CAM grid's centre of
+        # mass with it, by up to ~10% of a small face's width.
         x1, y1, x2, y2 = other.box
         x, y = heat_centre(other)
         assert x1 <= x <= x2 and y1 <= y <= y2, (name, (x, y), other.box)
