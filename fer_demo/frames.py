@@ -28,7 +28,7 @@ from fer_demo.align import check_rgb
 from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
-from fer_demo.quality import UNREADABLE
+from fer_demo.quality import refusal
 from fer_demo.track import FaceTracker, appearance_descriptor
 
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
@@ -77,7 +77,7 @@ class FrameFace:
     @property
     def display_label(self) -> str:
         """The smoothed label, or "can't read this face reliably (why)" when abstained."""
-        return f"{UNREADABLE} ({', '.join(self.reasons)})" if self.abstained else self.label
+        return refusal(self.reasons) if self.abstained else self.label
 
     @property
     def area(self) -> float:

@@ -90,7 +90,7 @@ class FaceQuality:
     @property
     def message(self) -> str:
         """ "can't read this face reliably (too small (31 px))", or "" when readable."""
-        return f"{UNREADABLE} ({self.why})" if not self.readable else ""
+        return refusal(self.reasons) if not self.readable else ""
 
     def to_dict(self) -> dict:
         """JSON-serialisable measurements and verdict (thresholds left out)."""
@@ -98,6 +98,11 @@ class FaceQuality:
         d.pop("thresholds")
         d["reasons"] = list(self.reasons)
         return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+
+
+def refusal(reasons: tuple[str, ...] | list[str]) -> str:
+    """The words shown instead of an expression: "can't read this face reliably (too small (31 px), blurred)"."""
+    return f"{UNREADABLE} ({', '.join(reasons)})"
 
 
 def sharpness(gray: np.ndarray) -> float:
