@@ -38,3 +38,29 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match="uint8"):
         corrupt(faces().astype(np.float32), "blur", 1)
     assert corrupt(np.zeros((0, 48, 48), np.uint8), "noise", 2).shape == (0, 48, 48)
+
+
+# --- PhotoAugment: the corruptions as a training augmentation ---------------------------------------
+
+def test_photo_augment_corrupts_the_drawn_share_and_repeats_with_the_seed():
+    import torch
+
+    from fer_demo.transforms import TrainAugment
+    from train.corruptions import PhotoAugment
+
+    x = torch.from_numpy(faces(64))
+    base = TrainAugment(max_rotation=0, scale=(1, 1), max_shift=0, flip=False, brightness=0, erase_p=0)
+    plain = base(x, torch.Generator().manual_seed(1))
+    none = PhotoAugment(base, 0.0)(x, torch.Generator().manual_seed(1))
+    assert none.shape == plain.shape
+    every = PhotoAugment(base, 1.0)(x, torch.Generator().manual_seed(1))
+    again = PhotoAugment(base, 1.0)(x, torch.Generator().manual_seed(1))
+    assert torch.equal(every, again)  # the trainer's generator decides every draw
+    changed = (every - none).abs().flatten(1).amax(1) > 1e-3
+    assert changed.float().mean() > 0.9  # p=1: (nearly) every face differs (a mild corruption can be undone by rounding)
+    half = PhotoAugment(base, 0.5)(x, torch.Generator().manual_seed(1))
+    share = ((half - none).abs().flatten(1).amax(1) > 1e-3).float().mean().item()
+    assert 0.25 < share < 0.75
+    assert torch.equal(x, torch.from_numpy(faces(64)))  # the dataset's faces are not modified in place
+    with pytest.raises(ValueError, match="photo_aug"):
+        PhotoAugment(base, 1.5)

@@ -624,3 +624,46 @@ def test_reading_statistics_every_few_steps_trains_the_same_and_sums_the_same():
     assert s5.loss == pytest.approx(s1.loss, rel=1e-12) and s5.accuracy == s1.accuracy
     assert steps1 == [(k, 4 * k) for k in range(1, 24)]
     assert steps5 == [(5, 20), (10, 40), (15, 60), (20, 80), (23, 92)]
+
+
+def test_photo_like_fine_tune_with_mixed_votes_keeps_every_epoch(run_a, data_root, tmp_path, monkeypatch):
+    """The real-photo recipe's switches together: FER+ votes mixed into the targets (folder layout),
+    photo-like corruptions, and every epoch's model kept for scoring elsewhere."""
+    import argparse
+
+    from train.config import add_config_args, config_from_args
+
+    _, out_a, _ = run_a
+    votes = tmp_path / "votes.csv"
+    rows = ["path,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
+    for p in sorted((data_root / "train").rglob("*.png"))[::2]:
+        rows.append(f"{p.relative_to(data_root).as_posix()},x,2,0,0,0,0,0,0,0,0,0")
+    votes.write_text("\n".join(rows) + "\n")
+    parser = argparse.ArgumentParser()
+    add_config_args(parser)
+    args = parser.parse_args(["--ferplus", str(votes), "--ferplus-labels", "mix", "--ferplus-mix", "0.3",
+                              "--photo-aug", "0.5", "--keep-epochs"])
+    cfg = config_from_args(args, tiny_config(data_root, tmp_path / "ft", init=str(out_a / "best.safetensors"),
+                                             lr=1e-4))
+    assert (cfg.ferplus, cfg.ferplus_mix, cfg.photo_aug, cfg.keep_epochs) == (str(votes), 0.3, 0.5, True)
+    seen = {}
+    real = train_fit.train_one_epoch
+
+    def spy(model, data, optimizer, scheduler, criterion, augment, *a, **kw):
+        seen["augment"], seen["soft"] = augment, data.soft
+        return real(model, data, optimizer, scheduler, criterion, augment, *a, **kw)
+
+    monkeypatch.setattr(train_fit, "train_one_epoch", spy)
+    fit(cfg, device="cpu")
+    assert type(seen["augment"]).__name__ == "PhotoAugment" and seen["augment"].p == 0.5
+    # half the images carry votes (all "neutral"): their target moved 0.3 of the way to neutral
+    soft = seen["soft"]
+    voted = soft.max(1).values < 1
+    assert 0 < voted.sum() < len(soft)
+    assert torch.allclose(soft[voted, 6], torch.full_like(soft[voted, 6], 0.3))
+    kept = sorted(p.name for p in (tmp_path / "ft" / "epochs").iterdir())
+    assert kept == ["epoch_001.json", "epoch_001.safetensors", "epoch_002.json", "epoch_002.safetensors"]
+    model, card = load_model(tmp_path / "ft" / "epochs" / "epoch_002.safetensors")
+    assert card.extra["metrics"]["epoch"] == 2
+    cfg_json = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert cfg_json["photo_aug"] == 0.5 and cfg_json["ferplus_labels"] == "mix"

@@ -20,8 +20,11 @@ class TrainConfig:
     faces: str = "cropped"
     # FER+ relabelling (train.ferplus): the vote file fer2013new.csv for a --data fer2013.csv, and
     # which labels to train on: "majority" (one class per image) or "soft" (the vote distribution).
+    # A folder --data takes the path-keyed votes.csv instead (train.votes), which also offers "mix":
+    # the FER2013 label's one-hot mixed with ``ferplus_mix`` of the vote distribution.
     ferplus: str | None = None
     ferplus_labels: str = "majority"
+    ferplus_mix: float = 0.5
     imagenet_weights: str | None = None  # explicit path to vgg19_bn-c79401a0.pth for --init imagenet
     # Schedule. A 2-vCPU AVX2 machine trains ~30 img/s at 40x40 (no fast bf16 there), so the
     # release schedule is short: one-cycle LR lets a short run converge (Smith & Topin 2017).
@@ -57,6 +60,10 @@ class TrainConfig:
     scale_max: float = 1.1
     max_shift: float = 4.0
     erase_p: float = 0.5
+    # Photo-like corruptions (train.corruptions: blur, noise, JPEG, low resolution, dim, over-exposed,
+    # occlusion, in-plane and out-of-plane turns) applied to this share of training faces, each a
+    # random kind at a random severity, before the augmentation above. 0 = off.
+    photo_aug: float = 0.0
     # Numerics. bf16 autocast helps only where the CPU has AVX-512 BF16/AMX; on AVX2 it is
     # ~20x slower, so "auto" picks it only when torch reports such a CPU. CUDA uses fp16 AMP.
     precision: str = "auto"  # "auto", "fp32" or "bf16"
@@ -66,6 +73,9 @@ class TrainConfig:
     # Mid-epoch checkpoints: at most this many minutes of training are lost when the process is
     # killed (a session ends). An epoch takes ~4-21 min on the CPUs seen; 0 = epoch ends only.
     checkpoint_minutes: float = 5.0
+    # Also keep each epoch's model (the better of raw and EMA on the eval split) as
+    # epochs/epoch_NNN.safetensors, to score on other sets (e.g. real photos) afterwards.
+    keep_epochs: bool = False
     limit_train: int | None = None  # use only the first N (shuffled) training images: smoke tests
     limit_eval: int | None = None
     progress: bool = True
@@ -80,8 +90,12 @@ _HELP = {
     "init": "scratch, imagenet, or a release .safetensors to fine-tune from (e.g. weights/fer_vgg19.safetensors)",
     "faces": "cropped (face crops, FER2013's way) or detect (photos: the app's detector and aligner, cached)",
     "ignore_classes": "skip class folders that are not one of the 7 expressions or an alias (e.g. contempt)",
-    "ferplus": "FER+ vote file (fer2013new.csv) to relabel --data fer2013.csv with",
-    "ferplus_labels": "with --ferplus: majority (one class per image) or soft (train on the vote distribution)",
+    "ferplus": "FER+ votes to train on: fer2013new.csv for --data fer2013.csv, or the path-keyed votes.csv for a folder",
+    "ferplus_labels": "with --ferplus: majority (one class per image), soft (the vote distribution) or mix (folder "
+                      "layout: FER2013 label mixed with the votes)",
+    "ferplus_mix": "with --ferplus-labels mix: the vote distribution's share of the target",
+    "photo_aug": "share of training faces given a random photo-like corruption (train.corruptions)",
+    "keep_epochs": "keep every epoch's model in epochs/ (to score each on other sets)",
     "batch_size": "the global batch: under torchrun each of N processes takes batch_size / N",
 }
 
@@ -96,10 +110,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         kw = dict(default=argparse.SUPPRESS, help=help_text)
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif f.name in ("imagenet_weights",):
-            parser.add_argument(flag, type=str, **kw)
         elif f.name in ("limit_train", "limit_eval"):
             parser.add_argument(flag, type=int, **kw)
+        elif default is None:  # optional paths (imagenet_weights, ferplus)
+            parser.add_argument(flag, type=str, **kw)
         else:
             parser.add_argument(flag, type=type(default), **kw)
 

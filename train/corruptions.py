@@ -23,9 +23,13 @@ Severities (1 mild .. 3 strong), on the 48 px face:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
+
+from fer_demo.transforms import TrainAugment
 
 SEVERITIES = (1, 2, 3)
 
@@ -140,3 +144,37 @@ def corrupt(faces: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
         return faces.copy()
     out = CORRUPTIONS[name](faces, severity, np.random.default_rng(seed))
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class PhotoAugment:
+    """Training augmentation: a share ``p`` of the faces each get one random corruption of
+    ``CORRUPTIONS`` at a random severity (uint8, before equalisation, as a camera would spoil the
+    face), then ``base`` (``TrainAugment``: geometry, light, erasing, normalisation).
+
+    The draws come from the trainer's ``generator``, so a seed repeats an epoch exactly.
+    """
+
+    base: TrainAugment
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"photo_aug={self.p!r}: the share of corrupted faces must lie in [0, 1]")
+
+    def __call__(self, faces: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(N, 48, 48) uint8 -> what ``base`` returns for the partly corrupted faces."""
+        n = faces.shape[0]
+        hit = torch.rand(n, generator=generator) < self.p
+        kind = torch.randint(len(CORRUPTIONS), (n,), generator=generator)
+        severity = torch.randint(1, len(SEVERITIES) + 1, (n,), generator=generator)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        if hit.any():
+            rng = np.random.default_rng(seed)
+            arr = faces.cpu().numpy().copy()
+            names = list(CORRUPTIONS)
+            for i in torch.nonzero(hit).flatten().tolist():
+                fn = CORRUPTIONS[names[int(kind[i])]]
+                arr[i] = fn(arr[i:i + 1], int(severity[i]), rng)[0]
+            faces = torch.from_numpy(arr).to(faces.device)
+        return self.base(faces, generator)

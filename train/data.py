@@ -24,6 +24,7 @@ from train.dataset import (CLASS_ALIASES, CSV_SPLITS, FOLDER_SPLITS, DataError, 
                            class_of, labelled_files)
 from train.ferplus import relabel
 from train.photos import load_photo_folder
+from train.votes import is_path_keyed, relabel_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 CSV_HEADER = ["emotion", "pixels", "Usage"]
@@ -32,19 +33,27 @@ MAX_BAD_FRACTION = 0.01
 
 
 def load_split(root: str | Path, split: str, progress: bool = True, ignore_classes: bool = False,
-               faces: str = "cropped", ferplus: str | Path | None = None, ferplus_labels: str = "majority"
-               ) -> FaceDataset:
+               faces: str = "cropped", ferplus: str | Path | None = None, ferplus_labels: str = "majority",
+               ferplus_mix: float = 0.5) -> FaceDataset:
     """Load ``split`` from a folder root or a CSV file, whichever ``root`` is.
 
     ``faces``: "cropped" (the images are face crops, FER2013's way) or "detect" (folders of
     photos: each goes through the app's detector and aligner once, cached; ``train.photos``).
-    ``ferplus``: FER+'s ``fer2013new.csv`` to relabel a ``fer2013.csv`` split with
-    (``ferplus_labels`` "majority" or "soft"; ``train.ferplus``).
+    ``ferplus``: FER+ votes to relabel the split with: FER+'s ``fer2013new.csv`` for a
+    ``fer2013.csv`` (matched by row; ``ferplus_labels`` "majority" or "soft"; ``train.ferplus``),
+    or a path-keyed ``votes.csv`` for the folder layout (``train.votes``; "majority", "soft", or
+    "mix": ``ferplus_mix`` of the vote distribution mixed into the FER2013 one-hot label).
     """
     root = Path(root)
     if faces not in ("cropped", "detect"):
         raise DataError(f"Invalid faces mode {faces!r}. Only 'cropped' and 'detect' are supported.")
+    if ferplus is not None and root.is_dir() and faces == "cropped" and is_path_keyed(ferplus):
+        return relabel_folder(load_folder(root, split, progress=progress, ignore_classes=ignore_classes), ferplus,
+                              ferplus_labels, ferplus_mix)
     if ferplus is not None:
+        if ferplus_labels == "mix":
+            raise DataError("--ferplus-labels mix needs a path-keyed votes.csv and the folder layout "
+                            "(e.g. ../shared/data/ferplus/votes.csv with ../shared/data/fer2013)")
         if not (root.is_file() and root.suffix.lower() == ".csv"):
             raise DataError(f"FER+ labels need the CSV layout (--data fer2013.csv), not {root}: the vote file's rows "
                             "are matched by position, and folder file names do not say which row an image is")
@@ -95,7 +104,8 @@ def load_folder(root: str | Path, split: str, progress: bool = True, ignore_clas
     keep = [i for i, a in enumerate(decoded) if a is not None]
     images = torch.from_numpy(np.stack([decoded[i] for i in keep]))
     return FaceDataset(images, torch.tensor([labels[i] for i in keep], dtype=torch.int64),
-                       source=str(split_dir), split=split)
+                       source=str(split_dir), split=split,
+                       paths=tuple(files[i].relative_to(root).as_posix() for i in keep))
 
 
 def load_csv(path: str | Path, split: str, progress: bool = True) -> FaceDataset:

@@ -45,18 +45,21 @@ class DataError(ValueError):
 @dataclass
 class FaceDataset:
     """Decoded faces of one split. ``images``: uint8 (N, 48, 48); ``labels``: int64 (N,);
-    ``soft``: float32 (N, 7) label distributions to train on instead (FER+ votes), or None."""
+    ``soft``: float32 (N, 7) label distributions to train on instead (FER+ votes), or None.
+    ``paths``: each image's path relative to the folder root (folder layout only), or None."""
 
     images: torch.Tensor
     labels: torch.Tensor
     source: str  # where it came from, e.g. "fer2013/train" or "fer2013.csv:PublicTest"
     split: str
     soft: torch.Tensor | None = None
+    paths: tuple[str, ...] | None = None
 
     def subset(self, idx: torch.Tensor, source: str) -> FaceDataset:
         """The samples ``idx`` (in that order), as a dataset from ``source``."""
         return FaceDataset(self.images[idx], self.labels[idx], source, self.split,
-                           self.soft[idx] if self.soft is not None else None)
+                           self.soft[idx] if self.soft is not None else None,
+                           tuple(self.paths[i] for i in idx.tolist()) if self.paths is not None else None)
 
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
         """What the loss compares with: the soft labels where there are some, else the labels."""

@@ -39,6 +39,7 @@ from fer_demo.model import EMOTIONS, build_model
 from fer_demo.transforms import TrainAugment, eval_transform
 from fer_demo.weights import ModelCard, atomic_write, load_model, save_model
 from train.config import TrainConfig, config_from_dict
+from train.corruptions import PhotoAugment
 from train.data import FaceDataset, load_split
 from train.distributed import World, close_world, init_world, wrap
 from train.engine import EpochProgress, evaluate, pick_cpu_precision, resolve_precision, train_one_epoch
@@ -282,9 +283,11 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
     torch.manual_seed(cfg.seed)
 
     # With FER+ labels, training uses the chosen kind; PublicTest is always scored on majority labels.
+    # "mix" keeps FER2013's labels in the target, so PublicTest is scored on FER2013's labels then.
     train_data = subset(load_split(cfg.data, "train", cfg.progress, cfg.ignore_classes, cfg.faces, cfg.ferplus,
-                                   cfg.ferplus_labels), cfg.limit_train, cfg.seed)
-    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes, cfg.faces, cfg.ferplus),
+                                   cfg.ferplus_labels, cfg.ferplus_mix), cfg.limit_train, cfg.seed)
+    eval_votes = cfg.ferplus if cfg.ferplus_labels != "mix" else None
+    eval_data = subset(load_split(cfg.data, "test", cfg.progress, cfg.ignore_classes, cfg.faces, eval_votes),
                        cfg.limit_eval, cfg.seed + 1)
     fingerprints = {"train": train_data.fingerprint(), "test": eval_data.fingerprint()}
     if state is not None and state["fingerprints"] != fingerprints:
@@ -319,8 +322,11 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    augment = TrainAugment(max_rotation=cfg.max_rotation, scale=(cfg.scale_min, cfg.scale_max),
-                           max_shift=cfg.max_shift, erase_p=cfg.erase_p)
+    augment: TrainAugment | PhotoAugment = TrainAugment(
+        max_rotation=cfg.max_rotation, scale=(cfg.scale_min, cfg.scale_max), max_shift=cfg.max_shift,
+        erase_p=cfg.erase_p)
+    if cfg.photo_aug > 0:
+        augment = PhotoAugment(augment, cfg.photo_aug)
 
     history: list[dict] = []
     segments: list[dict] = []
@@ -434,6 +440,12 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
                    best=chosen_metrics["accuracy"] > best_acc)
         history.append(row)
         print(json.dumps(row), flush=True)
+        if cfg.keep_epochs:
+            (out / "epochs").mkdir(exist_ok=True)
+            save_model(chosen, out / "epochs" / f"epoch_{epoch + 1:03d}.safetensors",
+                       ModelCard.current(training=run_info, metrics={**chosen_metrics, "epoch": epoch + 1,
+                                                                     "data": cfg.data, "weights": kind}),
+                       dtype=torch.float32)
         if chosen_metrics["accuracy"] > best_acc:
             best_acc = chosen_metrics["accuracy"]
             chosen_metrics.update(epoch=epoch + 1, data=cfg.data, weights=kind)
