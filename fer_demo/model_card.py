@@ -156,6 +156,72 @@ def _faithfulness_section(faith: dict | None) -> list[str]:
     return lines
 
 
+# Training settings the reproduce command spells out, and the value each has when not given.
+_RECIPE = ("init", "epochs", "schedule", "optimizer", "lr", "weight_decay", "warmup_frac", "decay_frac", "ema_decay",
+           "batch_size", "label_smoothing", "class_weight_power", "max_rotation", "scale_min", "scale_max",
+           "max_shift", "erase_p", "photo_aug", "ferplus", "ferplus_labels", "ferplus_mix", "seed")
+_UNSAID = {"init": "scratch", "schedule": "onecycle", "ema_decay": 0.0, "max_rotation": 10.0, "scale_min": 0.9,
+           "scale_max": 1.1, "max_shift": 4.0, "erase_p": 0.5, "photo_aug": 0.0, "ferplus": None,
+           "ferplus_labels": "majority", "ferplus_mix": 0.5}
+
+
+def _reproduce(training: dict, run: str, to: str) -> list[str]:
+    """The two commands (fit, export) that rebuild a release from its recorded training settings."""
+    flags = []
+    for key in _RECIPE:
+        if key not in training or training[key] == _UNSAID.get(key, object()):
+            continue
+        if key == "ferplus_mix" and training.get("ferplus_labels") != "mix":
+            continue
+        value = training[key]
+        if key == "init" and str(value).endswith(".safetensors"):
+            value = "BASE/fer_vgg19.safetensors"
+        elif key == "ferplus":
+            value = "FERPLUS_VOTES"
+        flags.append(f"--{key.replace('_', '-')} {value}")
+    return [f"python -m train fit --data FER2013_ROOT --out {run} " + " ".join(flags),
+            f"python -m train export --run {run} --to {to}"]
+
+
+def _origin(training: dict) -> str:
+    """Where the weights started: from scratch, ImageNet, or an earlier release fine-tuned."""
+    base = training.get("init_release")
+    if isinstance(base, dict):
+        acc = base.get("accuracy")
+        told = f", PublicTest {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        first = (base.get("training") or {}).get("init", "scratch")
+        root = "itself trained from scratch" if first == "scratch" else f"itself started from {first}"
+        return (f"Fine-tuned from an earlier release (`{base.get('file')}`, sha256 {str(base.get('sha256'))[:12]}..."
+                f"{told}), {root}.")
+    if training.get("init") == "imagenet":
+        return "Started from torchvision's ImageNet weights."
+    return "Trained from scratch (no ImageNet weights)."
+
+
+def _targets_and_augmentation(training: dict) -> list[str]:
+    """What the loss compared with and the photo-like augmentation, when they differ from FER2013's labels alone."""
+    out = []
+    mode = training.get("ferplus_labels")
+    if training.get("ferplus"):
+        if mode == "mix":
+            share = float(training.get("ferplus_mix", 0.5))
+            out.append(f"Targets: the FER2013 label mixed with the FER+ votes (Barsoum et al. 2016; 10 annotators per "
+                       f"image): {1 - share:.0%} the FER2013 label, {share:.0%} the distribution of the votes over the "
+                       "7 expressions, where an image has votes (the FER2013 label alone elsewhere).")
+        elif mode == "soft":
+            out.append("Targets: the distribution of the FER+ votes (Barsoum et al. 2016) over the 7 expressions.")
+        else:
+            out.append("Targets: the FER+ majority label (Barsoum et al. 2016); images without a majority left out.")
+    photo = training.get("photo_aug") or 0.0
+    if photo > 0:
+        out.append(f"Augmentation: besides flips, turns, zoom ({training.get('scale_min', 0.9):g}-"
+                   f"{training.get('scale_max', 1.1):g}x), shifts (up to {training.get('max_shift', 4.0):g} px) and "
+                   f"erasing, {photo:.0%} of the training faces got one photo-like corruption (blur, noise, JPEG, low "
+                   "resolution, dim or over-exposed light, occlusion, in-plane or out-of-plane turn) at a random "
+                   "strength.")
+    return [" ".join(out), ""] if out else []
+
+
 def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matter: bool = False) -> str:
     """The whole card as Markdown, from a release's JSON card (+ faithfulness report)."""
     metrics = card.get("metrics") or {}
@@ -171,7 +237,7 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
               f"VGG19 with BatchNorm (torchvision's configuration E), one grayscale input channel, global average "
               f"pooling and a 512 -> {len(names)} linear head; input: the centre {card.get('input_size')}x"
               f"{card.get('input_size')} of a {card.get('face_size')}x{card.get('face_size')} aligned face. Classes: "
-              f"{', '.join(names)}. Trained from scratch (no ImageNet weights). Grad-CAM layer "
+              f"{', '.join(names)}. {_origin(training)} Grad-CAM layer "
               f"`{card.get('cam_target_layer')}`.", "",
               "## Intended use", "",
               "- A demonstration of facial-expression recognition and of what such models attend to: trying it on "
@@ -196,6 +262,7 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
     counts = training.get("class_counts")
     if isinstance(counts, list) and len(counts) == len(names):
         lines += ["Training images per class: " + ", ".join(f"{n} {c:,}" for n, c in zip(names, counts)) + ".", ""]
+    lines += _targets_and_augmentation(training)
 
     lines += ["## Evaluation", ""]
     if metrics.get("confusion_matrix"):
@@ -227,14 +294,13 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
 
     lines += ["## How to reproduce", ""]
     if training:
-        flags = []
-        defaults = {"schedule": "onecycle", "ema_decay": 0.0}
-        for key in ("epochs", "schedule", "optimizer", "lr", "weight_decay", "warmup_frac", "decay_frac", "ema_decay",
-                    "batch_size", "label_smoothing", "class_weight_power", "seed"):
-            if key in training and training[key] != defaults.get(key, object()):
-                flags.append(f"--{key.replace('_', '-')} {training[key]}")
-        lines += ["```bash", "python -m train fit --data FER2013_ROOT --out RUN " + " ".join(flags),
-                  "python -m train export --run RUN --to weights", "```", ""]
+        base = training.get("init_release")
+        lines += ["```bash"]
+        if isinstance(base, dict) and base.get("training"):
+            lines += [f"# the release fine-tuned from ({base.get('file')}, sha256 {str(base.get('sha256'))[:12]}...):"]
+            lines += _reproduce(base["training"], "BASE_RUN", "BASE")
+            lines += ["# then the fine-tuning run:"]
+        lines += _reproduce(training, "RUN", "weights") + ["```", ""]
         epoch = (card.get("metrics") or {}).get("epoch")
         planned = training.get("epochs")
         done = training.get("epochs_done")  # epochs the run had trained when it was exported

@@ -90,3 +90,31 @@ def test_the_card_says_which_epoch_of_the_run_the_weights_are():
     c["metrics"]["epoch"] = 60
     text = model_card_markdown(c)
     assert "epoch 60 of that 60-epoch run, the best on PublicTest so far." in text and "interim" not in text
+
+
+def test_a_fine_tuned_release_says_what_it_started_from_and_how_to_rebuild_both_steps():
+    c = card()
+    base_training = dict(c["training"], epochs=83, schedule="wsd", ema_decay=0.999)
+    c["training"].update(init="/root/secret/weights/fer_vgg19.safetensors", epochs=4, lr=1e-4,
+                         ferplus="/root/secret/votes.csv", ferplus_labels="mix", ferplus_mix=0.3, photo_aug=0.5,
+                         scale_min=0.85, scale_max=1.2, max_shift=5.0,
+                         init_release={"file": "fer_vgg19.safetensors", "sha256": "ab" * 32, "accuracy": 0.701,
+                                       "epoch": 76, "training": base_training})
+    text = model_card_markdown(c)
+    assert "Fine-tuned from an earlier release (`fer_vgg19.safetensors`, sha256 abababababab..., PublicTest 70.1%), " \
+           "itself trained from scratch." in text
+    assert "Trained from scratch" not in text
+    assert "70% the FER2013 label, 30% the distribution of the votes" in text
+    assert "50% of the training faces got one photo-like corruption" in text and "zoom (0.85-1.2x)" in text
+    base_cmd, then = text.index("--epochs 83 --schedule wsd"), text.index("# then the fine-tuning run:")
+    fine = text.index("--init BASE/fer_vgg19.safetensors --epochs 4")
+    assert base_cmd < then < fine
+    assert "python -m train export --run BASE_RUN --to BASE" in text
+    line = text[fine:].splitlines()[0]
+    for flag in ("--photo-aug 0.5", "--ferplus FERPLUS_VOTES", "--ferplus-labels mix", "--ferplus-mix 0.3",
+                 "--scale-min 0.85", "--scale-max 1.2", "--max-shift 5.0"):
+        assert flag in line, flag
+    assert "/root" not in text and "secret" not in text
+    plain = model_card_markdown(card())
+    assert "Trained from scratch (no ImageNet weights)." in plain and "--photo-aug" not in plain
+    assert "--ferplus" not in plain and "then the fine-tuning run" not in plain

@@ -242,3 +242,24 @@ def test_card_redraws_plots_and_model_card_from_the_release(tmp_path, data_root,
     capsys.readouterr()
     assert main(["card", "--weights", str(tmp_path / "missing.safetensors")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_export_a_chosen_epoch_of_a_run_that_kept_them(tmp_path, data_root, capsys):
+    """``--epoch N`` ships epochs/epoch_NNN.safetensors (a model chosen on other data than PublicTest)."""
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    other = build_model().eval()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.fill_(0.01)
+    (run / "epochs").mkdir()
+    _, best_card = load_model(run / "best.safetensors")
+    save_model(other, run / "epochs" / "epoch_002.safetensors",
+               ModelCard.current(**{**best_card.extra, "metrics": {**best_card.extra["metrics"], "epoch": 2}}))
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--no-eval", "--epoch", "2"]) == 0
+    shipped, card = load_model(dest_dir / RELEASE_NAME)
+    assert card.extra["metrics"]["epoch"] == 2
+    assert torch.equal(shipped.state_dict()["classifier.2.weight"], other.state_dict()["classifier.2.weight"].half().float())
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--no-eval", "--epoch", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "epoch_007.safetensors: no such epoch file; this run kept ['epoch_002.safetensors']" in err

@@ -23,7 +23,7 @@ import torch
 
 from fer_demo.classify import card_temperatures
 from fer_demo.model_card import model_card_markdown
-from fer_demo.weights import ModelCard, card_path, load_model, save_model
+from fer_demo.weights import ModelCard, ModelFileError, card_path, load_model, save_model
 from train.calibrate import calibrate
 from train.config import TrainConfig, add_config_args, config_from_args, config_from_dict
 from train.data import load_split
@@ -70,6 +70,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     x.add_argument("--data", default=None,
                    help="FER2013 folder root or CSV to score on (default: the run's --data; give it for a run "
                         "trained on another machine)")
+    x.add_argument("--epoch", type=int, default=None,
+                   help="export this epoch's model (epochs/epoch_NNN.safetensors of a --keep-epochs run) instead of "
+                        "the best on PublicTest, e.g. the one chosen on real photos")
     x.add_argument("--no-eval", action="store_true", help="copy the run's metrics instead of re-scoring fp16")
     x.add_argument("--faithfulness-faces", type=int, default=300,
                    help="evaluation faces for the CAM faithfulness report (0: skip; ~2-3 s a face on 2 vCPUs)")
@@ -199,7 +202,14 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
 
 def cmd_export(args: argparse.Namespace) -> Path:
     run, to = Path(args.run), Path(args.to)
-    model, card = load_model(run / "best.safetensors")
+    source = run / "best.safetensors"
+    if args.epoch is not None:
+        source = run / "epochs" / f"epoch_{args.epoch:03d}.safetensors"
+        if not source.is_file():
+            kept = sorted(p.name for p in (run / "epochs").glob("epoch_*.safetensors")) if (run / "epochs").is_dir() else []
+            raise ModelFileError(f"{source}: no such epoch file; this run kept {kept or 'none'} "
+                                    "(python -m train fit --keep-epochs keeps every epoch)")
+    model, card = load_model(source)
     training = card.extra.get("training", {})
     metrics = card.extra.get("metrics", {})
     data = args.data or training["data"]
@@ -232,7 +242,6 @@ def cmd_export(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from fer_demo.model import ImageNetWeightsUnavailable
-    from fer_demo.weights import ModelFileError
     from train.data import DataError
     from train.fit import CheckpointWriteError, ResumeError, fit
     from train.onnx_export import OnnxUnavailable

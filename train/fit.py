@@ -205,6 +205,21 @@ def initial_model(cfg: TrainConfig) -> torch.nn.Module:
     return build_model(cfg.init, cfg.imagenet_weights)
 
 
+def describe_release(path: str | Path) -> dict:
+    """What a fine-tuning run starts from, for its card: the file's sha256, and the recipe and
+    PublicTest accuracy recorded in that release's own card (so the card can say how to rebuild it)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _, card = load_model(path)
+    training = {k: v for k, v in (card.extra.get("training") or {}).items()
+                if k not in ("segments", "fingerprints", "hardware", "class_weights", "compute")}
+    metrics = card.extra.get("metrics") or {}
+    return {"file": path.name, "sha256": digest, "accuracy": metrics.get("accuracy"), "epoch": metrics.get("epoch"),
+            "training": training}
+
+
 # Training faces (un-augmented, a fixed seeded sample) on which the EMA weights' BatchNorm
 # statistics are recomputed before they are scored or saved.
 BN_RECALIBRATION_FACES = 2048
@@ -360,6 +375,8 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
                 "class_weights": [round(w, 4) for w in weights.tolist()], "torch": torch.__version__,
                 "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments,
                 "processes": world.size}
+    if cfg.init.endswith(".safetensors"):
+        run_info["init_release"] = describe_release(cfg.init)
     if world.is_main:
         (out / "config.json").write_text(json.dumps(run_info, indent=2) + "\n")
 
