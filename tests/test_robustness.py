@@ -105,6 +105,9 @@ def test_read_robustness_absent_or_broken(tmp_path):
     (tmp_path / ROBUSTNESS_NAME).write_text("[1, 2]")
     with pytest.raises(ValueError, match="not hold a JSON object"):
         read_robustness(w)
+    (tmp_path / ROBUSTNESS_NAME).write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_robustness(w)
 
 
 def test_summary_lines_of_a_report_dict():

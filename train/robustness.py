@@ -171,12 +171,15 @@ def read_robustness(weights: str | Path) -> dict | None:
     """The ``robustness.json`` beside ``weights``, or None when there is none.
 
     Raises:
-        ValueError: the file exists but is not a JSON object.
+        ValueError: the file exists but is not a JSON object (measure it again: ``python -m train robustness``).
     """
     path = Path(weights).parent / ROBUSTNESS_NAME
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); measure it again with python -m train robustness") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
