@@ -8,7 +8,8 @@ served: ``EmotionClassifier.predict`` with no test-time augmentation, i.e. the a
 (``fer_demo.transforms.eval_transform``, which equalises each face) after the corruption. The
 corruptions (``train.corruptions``: blur, noise, JPEG, low resolution upscaled, dim, over-exposed,
 occlusion, in-plane rotation, perspective turn) are applied to the 48x48 face at 3 strengths each,
-deterministically (seeded). Prints a markdown table: accuracy per corruption and strength, the mean
+deterministically (seeded); the measuring is ``train.publictest``, shared with ``python -m train
+robustness``. Prints a markdown table: accuracy per corruption and strength, the mean
 over strengths, and the mean over all corruptions (the number the issue's floor compares);
 ``--out`` writes the same as JSON. ``--limit N`` scores a class-stratified random subset of N faces
 (same subset every run) for a quicker estimate.
@@ -27,31 +28,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier  # noqa: E402
-from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt  # noqa: E402
-from train.data import IMAGE_SUFFIXES, labelled_files, load_split  # noqa: E402
+from train.data import load_split  # noqa: E402
 from train.hardware import describe  # noqa: E402
-from train.votes import majority_labels  # noqa: E402
-
-
-def predict(clf: EmotionClassifier, faces: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Predicted class index per face, in batches."""
-    return np.concatenate([clf.predict(faces[i:i + batch]).argmax(axis=1) for i in range(0, len(faces), batch)])
-
-
-def stratified(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of a random subset of about ``n`` faces with the classes in their proportions (sorted)."""
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        keep.append(rng.choice(idx, max(1, round(n * len(idx) / len(labels))), replace=False))
-    return np.sort(np.concatenate(keep))
+from train.publictest import (clean_scores, corruption_markdown, corruption_table, ferplus_majority,  # noqa: E402
+                              predict_probs, stratified)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,32 +56,21 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     result: dict = {"data": data.source, "weights": str(args.weights), "tta": "none", "hardware": asdict(describe())}
 
-    pred = predict(clf, faces)
-    result["clean"] = {"fer2013_labels": {"accuracy": float((pred == labels).mean()), "faces": int(len(labels))}}
+    pred = predict_probs(clf, faces).argmax(axis=1)
+    fp = None
     if args.votes is not None:
-        files, _ = labelled_files(args.data / "test", args.data, IMAGE_SUFFIXES)
-        if len(files) != len(labels):
-            raise SystemExit(f"{args.data}/test: {len(files)} files but {len(labels)} faces decoded; cannot match votes")
-        votes = majority_labels(args.votes)
-        fp = np.array([-1 if votes.get(f.relative_to(args.data).as_posix()) is None
-                       else votes[f.relative_to(args.data).as_posix()] for f in files])
-        has = fp >= 0
-        result["clean"]["ferplus_majority"] = {"accuracy": float((pred[has] == fp[has]).mean()), "faces": int(has.sum())}
+        fp = ferplus_majority(args.data, args.votes)
+        if len(fp) != len(labels):
+            raise SystemExit(f"{args.data}/test: {len(fp)} files but {len(labels)} faces decoded; cannot match votes")
+    result["clean"] = clean_scores(pred, labels, fp)
 
     idx = stratified(labels, args.limit, args.seed) if args.limit else np.arange(len(labels))
-    sub_faces, sub_labels = faces[idx], labels[idx]
+    sub_labels = labels[idx]
     result["corrupted_faces"] = int(len(idx))
     result["clean_on_subset"] = float((pred[idx] == sub_labels).mean())
-    table: dict[str, dict] = {}
-    jobs = [(name, s) for name in CORRUPTIONS for s in SEVERITIES]
-    for k, (name, s) in enumerate(tqdm(jobs, desc="corruptions", unit="run", disable=args.no_progress)):
-        bad = corrupt(sub_faces, name, s, seed=args.seed * 1000 + k)
-        acc = float((predict(clf, bad) == sub_labels).mean())
-        table.setdefault(name, {"by_severity": {}})["by_severity"][str(s)] = acc
-    for row in table.values():
-        row["mean"] = float(np.mean(list(row["by_severity"].values())))
-    result["corruptions"] = table
-    result["mean_corruption_accuracy"] = float(np.mean([r["mean"] for r in table.values()]))
+    table = corruption_table(clf, faces[idx], sub_labels, args.seed, progress=not args.no_progress)
+    result["corruptions"] = table["corruptions"]
+    result["mean_corruption_accuracy"] = table["mean_corruption_accuracy"]
     result["seconds"] = round(time.perf_counter() - t0, 1)
 
     c = result["clean"]
@@ -105,11 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"PublicTest ({c['ferplus_majority']['faces']} faces with a FER+ majority), FER+ majority labels: "
               f"{c['ferplus_majority']['accuracy']:.4f}")
     print(f"\ncorruptions on {len(idx)} faces (clean accuracy on them {result['clean_on_subset']:.4f}), FER2013 labels:\n")
-    print("| corruption | " + " | ".join(f"strength {s}" for s in SEVERITIES) + " | mean |")
-    print("|---|" + "---:|" * (len(SEVERITIES) + 1))
-    for name, row in table.items():
-        print(f"| {name} | " + " | ".join(f"{row['by_severity'][str(s)]:.3f}" for s in SEVERITIES) + f" | {row['mean']:.3f} |")
-    print(f"| **mean of all** | | | | **{result['mean_corruption_accuracy']:.3f}** |")
+    print(corruption_markdown(table))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))

@@ -13,7 +13,8 @@ answered ones) for (a) the calibrated confidence alone, swept, and (b) the quali
 confidence floor swept on top; and it reports the operating point of ``DEFAULT_THRESHOLDS`` itself:
 its coverage, the accuracy on the answered faces, and the accuracy on all faces found (abstention
 off). On the photos it also gives the figures over *all* photos (a photo without a face counted as
-not answered). Writes the curves and the points as JSON (``--out``) and a PNG plot (``--plot``).
+not answered). The measuring is ``train.selective``, shared with ``python -m train robustness``.
+Writes the curves and the points as JSON (``--out``) and a PNG plot (``--plot``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,58 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_demo.model import EMOTIONS  # noqa: E402
-from fer_demo.quality import DEFAULT_THRESHOLDS, QualityThresholds, judge  # noqa: E402
-
-CONFIDENCES = np.round(np.arange(0.0, 0.96, 0.025), 3)
-
-
-def verdicts(items: list[dict], thresholds: QualityThresholds) -> np.ndarray:
-    """Readable (bool) per face from its quality measurements under ``thresholds``."""
-    return np.array([judge(q["face_px"], q["sharpness"] if q["sharpness"] is not None else float("nan"),
-                           q["brightness"], q["detection_score"], q["yaw"], q["confidence"], thresholds)[0]
-                     for q in items], dtype=bool)
-
-
-def point(correct: np.ndarray, answered: np.ndarray) -> dict:
-    """Coverage and accuracy on the answered faces (0 when none is answered)."""
-    n = int(answered.sum())
-    return {"coverage": float(answered.mean()) if answered.size else 0.0,
-            "answered": n, "answered_accuracy": float(correct[answered].mean()) if n else 0.0}
-
-
-def curves(quality: list[dict], correct: np.ndarray, thresholds: QualityThresholds) -> dict:
-    """Risk-coverage curves (confidence alone; quality floors + confidence) and the operating point."""
-    conf = np.array([q["confidence"] for q in quality])
-    floors = verdicts(quality, replace(thresholds, min_confidence=0.0))
-    out = {"all_faces_accuracy": float(correct.mean()) if correct.size else 0.0, "faces": int(correct.size),
-           "confidence_only": [], "quality_and_confidence": []}
-    for c in CONFIDENCES:
-        out["confidence_only"].append({"min_confidence": float(c), **point(correct, conf >= c)})
-        out["quality_and_confidence"].append({"min_confidence": float(c), **point(correct, floors & (conf >= c))})
-    chosen = verdicts(quality, thresholds)
-    out["chosen"] = point(correct, chosen)
-    out["chosen"]["gain_points"] = 100 * (out["chosen"]["answered_accuracy"] - out["all_faces_accuracy"])
-    reasons: dict[str, int] = {}
-    for q, ok in zip(quality, chosen):
-        if not ok:
-            for r in judge(q["face_px"], q["sharpness"] if q["sharpness"] is not None else float("nan"),
-                           q["brightness"], q["detection_score"], q["yaw"], q["confidence"], thresholds)[1]:
-                key = r.split(" (")[0]
-                reasons[key] = reasons.get(key, 0) + 1
-    out["chosen"]["refused_for"] = reasons
-    return out
-
+from fer_demo.quality import DEFAULT_THRESHOLDS, QualityThresholds  # noqa: E402
+from train.selective import photo_selective, publictest_selective  # noqa: E402
 
 def photo_set(path: Path, thresholds: QualityThresholds) -> dict:
     """Curves for the faces in a ``real_photos.py`` JSON, plus the point over all photos."""
-    data = json.loads(path.read_text())
-    faces = [r for r in data["records"] if r.get("quality")]
-    correct = np.array([r["guess"] == r["true"] for r in faces], dtype=bool)
-    out = curves([r["quality"] for r in faces], correct, thresholds)
-    n_all = len(data["records"])
-    chosen = verdicts([r["quality"] for r in faces], thresholds)
-    out["over_all_photos"] = {"photos": n_all, "coverage": float(chosen.sum() / n_all),
-                              "accuracy_all_photos_no_abstention": float(correct.sum() / n_all)}
+    out = photo_selective(json.loads(path.read_text())["records"], thresholds)
     out["source"] = str(path)
     return out
 
@@ -92,20 +46,18 @@ def publictest_set(data_root: Path, weights: Path, thresholds: QualityThresholds
     ``cache``: an .npz of the probabilities, written on the first run and read on later ones (same weights).
     """
     from fer_demo.classify import EmotionClassifier
-    from fer_demo.quality import assess
     from train.data import load_split
+    from train.publictest import predict_probs
 
     data = load_split(data_root, "test", progress=False)
     faces, labels = data.images.numpy(), data.labels.numpy()
     if cache is not None and cache.is_file():
         probs = np.load(cache)["probs"]
     else:
-        clf = EmotionClassifier(weights)
-        probs = np.concatenate([clf.predict(faces[i:i + 512]) for i in range(0, len(faces), 512)])
+        probs = predict_probs(EmotionClassifier(weights), faces)
         if cache is not None:
             np.savez(cache, probs=probs)
-    quality = [assess(f, None, None, 1.0, float(p.max()), thresholds).to_dict() for f, p in zip(faces, probs)]
-    out = curves(quality, probs.argmax(axis=1) == labels, thresholds)
+    out = publictest_selective(faces, labels, probs, thresholds)
     out["source"] = data.source
     return out
 

@@ -1,6 +1,6 @@
 """The model card (Mitchell et al., "Model Cards for Model Reporting", 2019), generated from a
 release's own files: its JSON card (training config, metrics, calibration) and, when present,
-``faithfulness.json``. Nothing here is typed by hand about a particular model: numbers, weak
+``faithfulness.json`` and ``robustness.json`` (``python -m train robustness``). Nothing here is typed by hand about a particular model: numbers, weak
 classes and confusions are read from the files, so a new release gets a new card.
 
 ``model_card_markdown`` is what the app's Model page shows and what the export writes as
@@ -222,8 +222,108 @@ def _targets_and_augmentation(training: dict) -> list[str]:
     return [" ".join(out), ""] if out else []
 
 
-def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matter: bool = False) -> str:
-    """The whole card as Markdown, from a release's JSON card (+ faithfulness report)."""
+def _pct(x: object) -> str:
+    return f"{100 * x:.1f}%" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
+def _ci(value: object, ci: object) -> str:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return f"{_pct(value)} ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
+    return _pct(value)
+
+
+def robustness_section(rob: dict | None, heading: str = "## Real photos and robustness") -> list[str]:
+    """Markdown lines of ``robustness.json`` (``train.robustness``): real photos, PublicTest against
+    FER+ labels, corruptions and abstention; [] when there is none. Numbers only: no photo or file name.
+    ``heading``: the section's title line ("" for none)."""
+    if not rob:
+        return []
+    lines = [heading, ""] if heading else []
+    hw = rob.get("hardware") or {}
+    lines += [f"Measured by `python -m train robustness` ({(rob.get('date') or '?')[:10]}, "
+              f"{hw.get('name', '?')}, {hw.get('cores', '?')} cores) on the weights as shipped, no test-time "
+              "augmentation.", ""]
+    photos = rob.get("photos")
+    if photos:
+        s = photos["score"]
+        name = photos.get("data", "photos").rsplit("/", 1)[-1]
+        if "sfew" in name.lower():
+            why = (f"**{name}** (film frames from SFEW, in the wild) is a development set: the app's pipeline and "
+                   "its abstention thresholds were tuned on it, so it is not held out and an unseen set of such "
+                   "photos will likely score lower. Its frames are not shipped or shown; numbers only.")
+        else:
+            why = f"**{name}**: labelled photos; whether they were used for tuning is not recorded here."
+        lines += [f"**Real photos: the whole pipeline.** {why} {s['num_photos']} photos from {s.get('films', '?')} "
+                  "films; the app's own detector and classifier with its default settings and abstention off, "
+                  "the largest face of each photo scored, a photo without a face counted as wrong. 95% intervals "
+                  "from a bootstrap that resamples whole films (frames of one film are correlated).", "",
+                  "| measure | value |", "|---|---:|",
+                  f"| accuracy (95% CI by film) | {_ci(s['accuracy'], s.get('accuracy_ci95_by_film'))} |",
+                  f"| balanced accuracy (95% CI by film) | "
+                  f"{_ci(s['balanced_accuracy'], s.get('balanced_accuracy_ci95_by_film'))} |",
+                  f"| photos with no face found | {s['no_face']} ({_pct(s['no_face_share'])}) |",
+                  f"| most predicted class (share of answers) | {s['most_predicted']} "
+                  f"({_pct(s['most_predicted_share'])}) |",
+                  f"| accuracy on the photos with a face | {_pct(s['answered_accuracy'])} |", "",
+                  "| recall | " + " | ".join(s["recall"]) + " |", "|---|" + "---:|" * len(s["recall"]),
+                  "| | " + " | ".join(f"{v:.2f}" for v in s["recall"].values()) + " |", ""]
+    pt = rob.get("publictest")
+    if pt:
+        c = pt["clean"]
+        text = (f"**PublicTest against FER+ labels.** FER2013 labels: **{_pct(c['fer2013_labels']['accuracy'])}** "
+                f"({c['fer2013_labels']['faces']:,} faces)")
+        if c.get("ferplus_majority"):
+            f = c["ferplus_majority"]
+            text += (f"; FER+ majority labels (ten annotators per face, Barsoum et al. 2016): **{_pct(f['accuracy'])}** "
+                     f"({f['faces']:,} faces with a majority; the two label sets disagree on about a third of "
+                     "faces, so the numbers are not comparable with each other).")
+        else:
+            text += "; not scored against FER+ labels (no votes given)."
+        lines += [text, ""]
+    k = rob.get("corruptions")
+    if k and k.get("corruptions"):
+        sev = list(next(iter(k["corruptions"].values()))["by_severity"])
+        lines += [f"**Corruptions** (photo-like damage to the 48x48 face, ImageNet-C style, each at {len(sev)} "
+                  f"strengths; {k['faces']:,} PublicTest faces, FER2013 labels; clean accuracy on them "
+                  f"{_pct(k.get('clean_accuracy'))}):", "",
+                  "| corruption | " + " | ".join(f"strength {v}" for v in sev) + " | mean |",
+                  "|---|" + "---:|" * (len(sev) + 1)]
+        for cname, row in k["corruptions"].items():
+            lines.append(f"| {cname} | " + " | ".join(_pct(row["by_severity"].get(v)) for v in sev)
+                         + f" | {_pct(row.get('mean'))} |")
+        lines += [f"| **mean of all** |" + " |" * len(sev) + f" **{_pct(k.get('mean_corruption_accuracy'))}** |", ""]
+    rows = []
+    if photos and photos.get("selective"):
+        sel = photos["selective"]
+        ch = sel["chosen"]
+        rows.append(f"| {photos.get('data', 'photos').rsplit('/', 1)[-1]}, faces found | {sel['faces']} | "
+                    f"{_pct(sel['all_faces_accuracy'])} | {_pct(ch['coverage'])} | {_pct(ch['answered_accuracy'])} "
+                    f"| {ch['gain_points']:+.1f} |")
+        o = sel.get("over_all_photos")
+        if o:
+            rows.append(f"| {photos.get('data', 'photos').rsplit('/', 1)[-1]}, every photo (no face = not answered) | "
+                        f"{o['photos']} | {_pct(o['accuracy_all_photos_no_abstention'])} | {_pct(o['coverage'])} | "
+                        f"{_pct(ch['answered_accuracy'])} | |")
+    if pt and pt.get("selective"):
+        sel = pt["selective"]
+        ch = sel["chosen"]
+        rows.append(f"| PublicTest (48 px crops, no pose) | {sel['faces']:,} | {_pct(sel['all_faces_accuracy'])} | "
+                    f"{_pct(ch['coverage'])} | {_pct(ch['answered_accuracy'])} | {ch['gain_points']:+.1f} |")
+    if rows:
+        t = rob.get("thresholds") or {}
+        at = ", ".join(f"{key} {val:g}" for key, val in t.items() if isinstance(val, (int, float)))
+        lines += ["**Abstention** (\"can't read this face reliably\"): at the app's default quality thresholds"
+                  + (f" ({at})" if at else "") + ", the share of faces answered and the accuracy on them, against "
+                  "the accuracy on all faces with abstention off.", "",
+                  "| set | faces | accuracy, all faces | answered (coverage) | accuracy on the answered | gain (points) |",
+                  "|---|---:|---:|---:|---:|---:|", *rows, ""]
+    return lines
+
+
+def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matter: bool = False,
+                        robustness: dict | None = None) -> str:
+    """The whole card as Markdown, from a release's JSON card (+ faithfulness report, + robustness
+    report: its section only when given)."""
     metrics = card.get("metrics") or {}
     training = card.get("training") or {}
     cal = card.get("calibration")
@@ -289,6 +389,7 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
     else:
         lines += ["No evaluation results are recorded for these weights.", ""]
 
+    lines += robustness_section(robustness)
     lines += ["## Calibration", ""] + _calibration_section(cal) + [""]
     lines += ["## Explanations: how faithful the heatmaps are", ""] + _faithfulness_section(faithfulness) + [""]
 
@@ -336,4 +437,4 @@ def model_card_markdown(card: dict, faithfulness: dict | None = None, front_matt
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["model_card_markdown", "bootstrap", "failure_modes", "what_a_percentage_means", "split_name", "Interval"]
+__all__ = ["model_card_markdown", "robustness_section", "bootstrap", "failure_modes", "what_a_percentage_means", "split_name", "Interval"]

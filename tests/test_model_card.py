@@ -118,3 +118,48 @@ def test_a_fine_tuned_release_says_what_it_started_from_and_how_to_rebuild_both_
     plain = model_card_markdown(card())
     assert "Trained from scratch (no ImageNet weights)." in plain and "--photo-aug" not in plain
     assert "--ferplus" not in plain and "then the fine-tuning run" not in plain
+
+
+def test_real_photos_and_robustness_section_only_with_the_report():
+    from robustness_helpers import fake_robustness
+
+    from fer_demo.model_card import robustness_section
+
+    rob = fake_robustness()
+    text = model_card_markdown(card(calibration=fake_calibration()), None, robustness=rob)
+    assert "## Real photos and robustness" not in model_card_markdown(card(), None)
+    assert robustness_section(None) == []
+    # One section, between the failure modes and the calibration.
+    assert text.count("## Real photos and robustness") == 1
+    assert text.index("## Known failure modes") < text.index("## Real photos and robustness") < text.index("## Calibration")
+    s = rob["photos"]["score"]
+    lo, hi = s["accuracy_ci95_by_film"]
+    assert f"| accuracy (95% CI by film) | {100 * s['accuracy']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f}) |" in text
+    assert f"| photos with no face found | 4 (14.3%) |" in text
+    assert f"| most predicted class (share of answers) | {s['most_predicted']} " in text
+    assert "| | " + " | ".join(f"{v:.2f}" for v in s["recall"].values()) + " |" in text
+    assert "development set" in text and "not held out" in text  # sfew-dev was tuned on
+    c = rob["publictest"]["clean"]
+    assert f"FER+ majority labels" in text and f"**{100 * c['ferplus_majority']['accuracy']:.1f}%** (28 faces" in text
+    k = rob["corruptions"]
+    row = k["corruptions"]["blur"]
+    assert (f"| blur | " + " | ".join(f"{100 * row['by_severity'][v]:.1f}%" for v in ("1", "2", "3"))
+            + f" | {100 * row['mean']:.1f}% |") in text
+    assert f"**{100 * k['mean_corruption_accuracy']:.1f}%** |" in text
+    ch = rob["photos"]["selective"]["chosen"]
+    assert f"| sfew-dev, faces found | 24 | " in text and f"{100 * ch['coverage']:.1f}% | {100 * ch['answered_accuracy']:.1f}%" in text
+    assert "| PublicTest (48 px crops, no pose) | 35 |" in text and "min_confidence 0.3" in text
+    assert "Film0" not in text and ".jpg" not in text  # numbers only: no frame's name
+
+
+def test_robustness_section_with_only_some_parts():
+    from robustness_helpers import fake_robustness
+
+    from fer_demo.model_card import robustness_section
+
+    rob = {**fake_robustness(), "photos": None, "corruptions": None}
+    text = "\n".join(robustness_section(rob))
+    assert "PublicTest against FER+ labels" in text and "Real photos: the whole pipeline" not in text
+    assert "**Corruptions**" not in text and "| PublicTest (48 px crops, no pose) |" in text
+    other = {**fake_robustness(), "photos": {**fake_robustness()["photos"], "data": "data/my-photos"}}
+    assert "whether they were used for tuning is not recorded" in "\n".join(robustness_section(other))

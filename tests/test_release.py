@@ -79,11 +79,14 @@ def test_the_json_card_carries_the_release_files_figures(metrics, calibration):
 
 
 def test_model_card_is_what_the_release_files_say(faithfulness):
-    """MODEL_CARD.md is exactly what ``python -m train card`` writes from the card and faithfulness.json."""
+    """MODEL_CARD.md is exactly what ``python -m train card`` writes from the card, faithfulness.json
+    and (when there is one) robustness.json."""
     from fer_demo.model_card import model_card_markdown
+    from train.robustness import read_robustness
 
     card = json.loads((WEIGHTS / "fer_vgg19.json").read_text())
-    expected = model_card_markdown(card, faithfulness, front_matter=True)
+    robustness = read_robustness(WEIGHTS / "fer_vgg19.safetensors")
+    expected = model_card_markdown(card, faithfulness, front_matter=True, robustness=robustness)
     assert (WEIGHTS / "MODEL_CARD.md").read_text() == expected, "stale MODEL_CARD.md: run python -m train card"
 
 

@@ -263,3 +263,33 @@ def test_export_a_chosen_epoch_of_a_run_that_kept_them(tmp_path, data_root, caps
     assert main(["export", "--run", str(run), "--to", str(dest_dir), "--no-eval", "--epoch", "7"]) == 2
     err = capsys.readouterr().err
     assert "epoch_007.safetensors: no such epoch file; this run kept ['epoch_002.safetensors']" in err
+
+
+@pytest.mark.integration
+def test_export_with_votes_and_photos_measures_robustness_and_a_later_export_drops_it(tmp_path, data_root, capsys):
+    """``--votes``/``--photos`` write robustness.json (and its card section) for the shipped weights;
+    exporting again without them deletes it: a previous model's robustness must not describe this one."""
+    import shutil
+
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    votes = tmp_path / "votes.csv"
+    files = sorted((data_root / "test").glob("*/*.png"))
+    votes.write_text("path,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                     + "".join(f"{f.relative_to(data_root).as_posix()},x,0,0,9,0,0,0,0,0,0,1\n" for f in files[:4]))
+    photos = tmp_path / "photos"
+    (photos / "happy").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "astronaut.jpg", photos / "happy" / "astronaut.jpg")
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--faithfulness-faces", "0",
+                 "--votes", str(votes), "--photos", str(photos)]) == 0
+    r = json.loads((dest_dir / "robustness.json").read_text())
+    # The toy model answers "surprise" for every face: 1/7 on FER2013's labels, all 4 FER+ "surprise" faces right.
+    assert r["publictest"]["clean"]["fer2013_labels"] == {"accuracy": pytest.approx(1 / 7), "faces": 7 * PER_CLASS}
+    assert r["publictest"]["clean"]["ferplus_majority"] == {"accuracy": 1.0, "faces": 4}
+    assert r["photos"]["photos"] == 1 and r["photos"]["score"]["most_predicted"] == "surprise"
+    assert r["corruptions"]["mean_corruption_accuracy"] == pytest.approx(1 / 7)
+    assert "## Real photos and robustness" in (dest_dir / "MODEL_CARD.md").read_text()
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--no-eval"]) == 0
+    assert not (dest_dir / "robustness.json").exists()
+    assert "## Real photos and robustness" not in (dest_dir / "MODEL_CARD.md").read_text()

@@ -157,3 +157,57 @@ def test_the_shipped_release_fills_the_model_page(release_weights):
     card_text = (release_weights.parent / "MODEL_CARD.md").read_text()
     assert card_text.startswith("---\n") and "## Calibration" in card_text and "shared/" not in card_text
 
+
+
+def _tab_components(info: model_page.ModelInfo, weights: Path) -> dict:
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        model_page.build_model_tab(info, weights)
+    return {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+
+
+def test_robustness_is_shown_from_its_file_and_absent_without_it(tmp_path):
+    from robustness_helpers import fake_robustness
+
+    weights = make_release(tmp_path, WEIGHTS, plots=False)
+    without = model_page.ModelInfo.load(weights)
+    assert without.robustness is None and without.problems == []
+    parts = _tab_components(without, weights)
+    assert "robustness" not in parts and "corruption-plot" not in parts
+    assert "Real photos and robustness" not in parts["model-card"].value
+
+    rob = fake_robustness()
+    (tmp_path / "robustness.json").write_text(json.dumps(rob))
+    info = model_page.ModelInfo.load(weights)
+    assert info.robustness == rob and info.problems == []
+    parts = _tab_components(info, weights)
+    shown = parts["robustness"].value
+    s = rob["photos"]["score"]
+    assert f"{100 * s['balanced_accuracy']:.1f}%" in shown and "development set" in shown
+    assert f"{100 * rob['corruptions']['mean_corruption_accuracy']:.1f}%" in shown and "FER+ majority" in shown
+    assert "Film0" not in shown and "corruption-plot" in parts
+    assert "## Real photos and robustness" in parts["model-card"].value
+
+
+def test_a_broken_robustness_file_is_a_problem_not_a_crash(tmp_path):
+    weights = make_release(tmp_path, WEIGHTS, plots=False)
+    (tmp_path / "robustness.json").write_text('{"photos": {"score": {}}}')
+    info = model_page.ModelInfo.load(weights)
+    assert info.robustness is None and any("robustness.json" in p for p in info.problems)
+    assert "robustness" not in _tab_components(info, weights)
+    assert model_page.robustness_markdown(None) == ""
+
+
+def test_corruption_figure_has_a_bar_per_corruption_and_strength():
+    from robustness_helpers import fake_robustness
+
+    rob = fake_robustness()
+    fig = model_page.corruption_figure(rob)
+    ax = fig.axes[0]
+    k = rob["corruptions"]["corruptions"]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    want = sorted(round(100 * v, 6) for row in k.values() for v in row["by_severity"].values())
+    assert heights == want
+    assert [t.get_text() for t in ax.get_xticklabels()] == [n.replace("_", " ") for n in k]
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(100 * rob["corruptions"]["clean_accuracy"])

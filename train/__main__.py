@@ -8,6 +8,7 @@
     python -m train card --weights weights/fer_vgg19.safetensors   # MODEL_CARD.md from the release files
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
     python -m train export-onnx --out fer_vgg19.onnx --data ROOT   # ONNX (fp32), checked on PublicTest
+    python -m train robustness --weights weights/fer_vgg19.safetensors --data ROOT --votes VOTES --photos PHOTOS
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from train.status import compute_summary
 
 RELEASE_NAME = "fer_vgg19.safetensors"
 # What export measures about the model it ships, beside the weights.
-RELEASE_MEASUREMENTS = ("calibration.json", "reliability.png", "faithfulness.json", "MODEL_CARD.md", "reference.csv.gz")
+RELEASE_MEASUREMENTS = ("calibration.json", "reliability.png", "faithfulness.json", "MODEL_CARD.md", "reference.csv.gz",
+                        "robustness.json")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -76,6 +78,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-eval", action="store_true", help="copy the run's metrics instead of re-scoring fp16")
     x.add_argument("--faithfulness-faces", type=int, default=300,
                    help="evaluation faces for the CAM faithfulness report (0: skip; ~2-3 s a face on 2 vCPUs)")
+    x.add_argument("--votes", default=None, help="FER+ votes (votes.csv): measure robustness.json too, with "
+                   "PublicTest scored against FER+ majority labels (see the robustness command)")
+    x.add_argument("--photos", default=None, help="ROOT/<class>/* labelled photos: measure robustness.json too, "
+                   "with the whole pipeline on these photos (see the robustness command)")
+    rb = sub.add_parser("robustness", help="measure a release on real photos, FER+ labels, corruptions and "
+                        "abstention; robustness.json beside the weights")
+    rb.add_argument("--weights", default="weights/fer_vgg19.safetensors", help=".safetensors release file")
+    rb.add_argument("--data", default=None, help="FER2013 folder root: PublicTest clean, abstention and corruptions")
+    rb.add_argument("--votes", default=None, help="FER+ votes (votes.csv): PublicTest against FER+ majority labels")
+    rb.add_argument("--photos", default=None, help="ROOT/<class>/* labelled photos (e.g. sfew-dev): the whole pipeline")
+    rb.add_argument("--corruption-faces", type=int, default=None,
+                    help="corrupt a class-stratified subset of this many PublicTest faces (default all; 0: skip)")
+    rb.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the films [2000]")
     o = sub.add_parser("export-onnx", help="write a release as ONNX (fp32) and check it against PyTorch on PublicTest")
     o.add_argument("--weights", default="weights/fer_vgg19.safetensors", help=".safetensors release file")
     o.add_argument("--out", required=True, help="the .onnx file to write")
@@ -112,12 +127,28 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 
 def write_model_card(dest: Path) -> Path:
-    """``MODEL_CARD.md`` beside the release, from its card and ``faithfulness.json``."""
+    """``MODEL_CARD.md`` beside the release, from its card, ``faithfulness.json`` and ``robustness.json``."""
+    from train.robustness import read_robustness
+
     card = json.loads(card_path(dest).read_text())
     faith_path = dest.parent / "faithfulness.json"
     faith = json.loads(faith_path.read_text()) if faith_path.is_file() else None
     out = dest.parent / "MODEL_CARD.md"
-    out.write_text(model_card_markdown(card, faith, front_matter=True))
+    out.write_text(model_card_markdown(card, faith, front_matter=True, robustness=read_robustness(dest)))
+    return out
+
+
+def cmd_robustness(weights: str | Path, data: str | None, votes: str | None, photos: str | None,
+                   corruption_faces: int | None = None, n_boot: int = 2000, command: str | None = None) -> Path:
+    """Measure the release and write ``robustness.json`` beside it (``train.robustness``)."""
+    from train.robustness import measure, summary_lines, write_robustness
+
+    load_model(weights)  # a readable release, or a clear error before minutes of work
+    report = measure(weights, data, votes, photos, corruption_faces=corruption_faces, n_boot=n_boot,
+                     progress=sys.stderr.isatty(), command=command)
+    out = write_robustness(weights, report)
+    print("\n".join(summary_lines(report)))
+    print(f"wrote {out}")
     return out
 
 
@@ -234,6 +265,8 @@ def cmd_export(args: argparse.Namespace) -> Path:
         if args.faithfulness_faces > 0:
             write_faithfulness(dest, data, args.faithfulness_faces)
         print(f"wrote {write_reference(dest, data)} (monitoring reference)")
+    if args.votes is not None or args.photos is not None:
+        cmd_robustness(dest, data, args.votes, args.photos)
     write_model_card(dest)
     print(f"wrote {dest} (+ card, metrics.json, confusion.png); accuracy {metrics['accuracy']:.4f}")
     return dest
@@ -260,6 +293,16 @@ def main(argv: list[str] | None = None) -> int:
             cmd_calibrate(args)
         elif args.command == "card":
             cmd_card(args)
+        elif args.command == "robustness":
+            if args.data is None and args.photos is None:
+                print("error: nothing to measure: give the FER2013 folder (--data), labelled photos (--photos) or both",
+                      file=sys.stderr)
+                return 2
+            if args.votes is not None and args.data is None:
+                print("error: --votes needs the FER2013 folder (--data): it scores PublicTest", file=sys.stderr)
+                return 2
+            cmd_robustness(args.weights, args.data, args.votes, args.photos, args.corruption_faces, args.bootstrap)
+            write_model_card(Path(args.weights))
         elif args.command == "reference":
             print(f"wrote {write_reference(args.weights, args.data, progress=sys.stderr.isatty())}")
         elif args.command == "export-onnx":

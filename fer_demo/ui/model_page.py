@@ -1,8 +1,8 @@
 """The Model page: accuracy, confusion matrix, per-class table, calibration, explanation
-faithfulness, the model card and training settings.
+faithfulness, real photos and robustness, the model card and training settings.
 
 Everything is read from the files released next to the weights (card, ``metrics.json``,
-``faithfulness.json``, plots, ``history.csv``); nothing is typed by hand, and no path of the
+``faithfulness.json``, ``robustness.json``, plots, ``history.csv``); nothing is typed by hand, and no path of the
 machine that trained the model is shown.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from fer_demo.model import EMOTIONS
-from fer_demo.model_card import failure_modes, model_card_markdown, split_name, what_a_percentage_means
+from fer_demo.model_card import (failure_modes, model_card_markdown, robustness_section, split_name,
+                                  what_a_percentage_means)
 from fer_demo.weights import card_path
 
 # Training settings that are paths on the machine that trained the model: never shown.
@@ -29,6 +30,8 @@ RELIABILITY_TITLE = "Reliability diagram before and after temperature scaling"
 MODEL_CSS = """
 #faithfulness .fer-scroll { max-width: 100%; overflow-x: auto; }
 #faithfulness th, #faithfulness td { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
+#robustness .fer-scroll { max-width: 100%; overflow-x: auto; }
+#robustness th, #robustness td { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
 """
 LOCAL_PATH_SETTINGS = ("data", "out", "imagenet_weights")
 
@@ -44,6 +47,7 @@ class ModelInfo:
     problems: list[str]
     reliability_png: Path | None = None
     faithfulness: dict | None = None
+    robustness: dict | None = None
 
     @property
     def calibration(self) -> dict | None:
@@ -52,7 +56,8 @@ class ModelInfo:
 
     @classmethod
     def load(cls, weights: str | Path) -> "ModelInfo":
-        """Read ``<weights>.json`` (card), ``metrics.json``, ``confusion.png``, ``curves.png``, ``history.csv``.
+        """Read ``<weights>.json`` (card), ``metrics.json``, ``confusion.png``, ``curves.png``, ``history.csv``,
+        ``faithfulness.json`` and ``robustness.json``.
 
         ``metrics.json`` falls back to the card's ``metrics`` entry. Unreadable files are reported
         in ``problems``, never raised: the app must start with whatever is there.
@@ -92,13 +97,65 @@ class ModelInfo:
         if faithfulness is not None and not isinstance(faithfulness.get("methods"), list):
             problems.append("faithfulness.json lacks its methods")
             faithfulness = None
+        robustness = read_json(folder / "robustness.json")
+        if robustness is not None and not _valid_robustness(robustness):
+            problems.append("robustness.json lacks its parts (photos, publictest or corruptions)")
+            robustness = None
         return cls(card, metrics, png("confusion.png"), png("curves.png"), history, problems,
-                   png("reliability.png"), faithfulness)
+                   png("reliability.png"), faithfulness, robustness)
 
 
 def _valid_metrics(m: dict) -> bool:
     return (isinstance(m.get("accuracy"), (int, float)) and isinstance(m.get("per_class"), dict)
             and isinstance(m.get("confusion_matrix"), list))
+
+
+def _valid_robustness(r: dict) -> bool:
+    """At least one part, each present part a dict with its headline numbers."""
+    photos, pt, k = r.get("photos"), r.get("publictest"), r.get("corruptions")
+    if not any(isinstance(x, dict) for x in (photos, pt, k)):
+        return False
+    return ((photos is None or isinstance((photos.get("score") or {}).get("accuracy"), (int, float)))
+            and (pt is None or isinstance(((pt.get("clean") or {}).get("fer2013_labels") or {}).get("accuracy"),
+                                          (int, float)))
+            and (k is None or isinstance(k.get("corruptions"), dict)))
+
+
+def robustness_markdown(rob: dict | None) -> str:
+    """Real photos, PublicTest against FER+ labels, corruptions and abstention, from ``robustness.json``
+    (the model card's section, without its heading); "" when there is none."""
+    return "\n".join(robustness_section(rob, heading="")).strip()
+
+
+def corruption_figure(rob: dict):
+    """Bars: accuracy under each corruption at each strength, with the clean accuracy of the same
+    faces as a line (a matplotlib figure), from ``robustness.json``'s ``corruptions``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = rob["corruptions"]
+    names = list(k["corruptions"])
+    severities = list(k["corruptions"][names[0]]["by_severity"])
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    width = 0.8 / len(severities)
+    x = np.arange(len(names))
+    for j, sev in enumerate(severities):
+        vals = [100 * k["corruptions"][n]["by_severity"][sev] for n in names]
+        ax.bar(x + (j - (len(severities) - 1) / 2) * width, vals, width, label=f"strength {sev}",
+               color=plt.cm.Blues(0.4 + 0.5 * j / max(len(severities) - 1, 1)))
+    if isinstance(k.get("clean_accuracy"), (int, float)):
+        ax.axhline(100 * k["clean_accuracy"], color="black", ls="--", lw=1,
+                   label=f"clean {100 * k['clean_accuracy']:.1f}%")
+    ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right", fontsize=9)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"PublicTest under corruptions ({k.get('faces', '?')} faces); mean "
+                 f"{100 * k['mean_corruption_accuracy']:.1f}%", fontsize=10)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig.tight_layout()
+    return fig
 
 
 def metrics_markdown(info: ModelInfo) -> str:
@@ -287,8 +344,16 @@ def build_model_tab(info: ModelInfo, weights: str | Path) -> None:
         # In a region that keyboard users can focus and scroll (the table is wider than a phone).
         gr.Markdown('<div class="fer-scroll" tabindex="0" role="region" aria-label="Faithfulness of each heatmap '
                     f'method">\n\n{faithfulness_markdown(info.faithfulness)}\n\n</div>', elem_id="faithfulness")
+    if info.robustness is not None:  # nothing at all without robustness.json
+        with gr.Accordion("Real photos and robustness", open=True):
+            gr.Markdown('<div class="fer-scroll" tabindex="0" role="region" aria-label="Real photos and '
+                        f'robustness">\n\n{robustness_markdown(info.robustness)}\n\n</div>', elem_id="robustness")
+            if (info.robustness.get("corruptions") or {}).get("corruptions"):
+                gr.Plot(value=corruption_figure(info.robustness), show_label=False, elem_id="corruption-plot",
+                        format="png")
     with gr.Accordion("Model card", open=False):
-        gr.Markdown(model_card_markdown(info.card or {}, info.faithfulness), elem_id="model-card")
+        gr.Markdown(model_card_markdown(info.card or {}, info.faithfulness, robustness=info.robustness),
+                    elem_id="model-card")
     if info.curves_png is not None or info.history is not None:
         with gr.Accordion("Training curves", open=False):
             if info.curves_png is not None:
