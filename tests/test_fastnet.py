@@ -20,7 +20,7 @@ from conftest import IN_CI, ROOT
 from fer_demo import fastnet
 from fer_demo.classify import EmotionClassifier
 from fer_demo.explain import CAM_METHODS, Explainer
-from fer_demo.fastnet import FastNet, fold_batchnorm, resolve_precision
+from fer_demo.fastnet import FastNet, PackedConv2d, fold_batchnorm, packed_convolution_available, resolve_precision
 from fer_demo.model import CAM_TARGET_LAYER, FERNet
 from fer_demo.transforms import eval_transform
 
@@ -60,8 +60,46 @@ def test_fold_batchnorm_is_the_same_function(random_net):
                                    rtol=1e-4, atol=1e-4)
 
 
-def test_fp32_matches_reference(random_net):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32")
+needs_packed = pytest.mark.skipif(not packed_convolution_available(), reason="this torch has no oneDNN packed convolution")
+PACKED = [False, pytest.param(True, marks=needs_packed)]
+
+
+@needs_packed
+@pytest.mark.parametrize("kernel, padding, relu", [(3, 1, True), (3, 1, False), (2, 0, True), (3, 0, True)])
+def test_packed_conv_is_relu_conv_with_its_gradient(kernel, padding, relu):
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(8, 16, kernel, padding=padding)
+    x = torch.randn(2, 8, 6, 5)
+    packed = PackedConv2d(conv, relu, torch.float32, (8, 6, 5))
+    x_ref, x_packed = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y_ref = conv(x_ref)
+    y_ref = torch.relu(y_ref) if relu else y_ref
+    y = packed(x_packed)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y_ref)
+    y_ref.backward(g)
+    y.backward(g)
+    torch.testing.assert_close(x_packed.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    # a different batch size and memory layout than the one the weights were reordered for
+    x3 = torch.randn(3, 8, 6, 5).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref3 = conv(x3)
+        torch.testing.assert_close(packed(x3), torch.relu(ref3) if relu else ref3, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_conv_refuses_strides():
+    assert not PackedConv2d.supports(torch.nn.Conv2d(3, 3, 3, stride=2))
+    assert not PackedConv2d.supports(torch.nn.Conv2d(3, 3, 3, padding=3))
+    assert not PackedConv2d.supports(torch.nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="stride-1"):
+        PackedConv2d(torch.nn.Conv2d(3, 3, 3, stride=2), True, torch.float32, (3, 8, 8))
+
+
+@pytest.mark.parametrize("packed", PACKED)
+def test_fp32_matches_reference(random_net, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=packed)
+    assert fast.packed == packed
+    assert any(isinstance(m, PackedConv2d) for m in fast.modules()) == packed
     x = eval_transform(torch.from_numpy(random_faces(3)))
     with torch.no_grad():
         ref = random_net(x)
@@ -73,9 +111,12 @@ def test_fp32_matches_reference(random_net):
     assert all(p.requires_grad for p in random_net.parameters())
 
 
-def test_bf16_close_to_reference(random_net):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16")
+@pytest.mark.parametrize("packed", PACKED)
+def test_bf16_close_to_reference(random_net, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16", packed=packed)
     assert fast.precision == "bf16" and fast.head_dtype == torch.bfloat16
+    # the tail (run backward for a CAM) is bf16 only with packed convolutions
+    assert fast.tail_dtype == (torch.bfloat16 if packed else torch.float32)
     x = eval_transform(torch.from_numpy(random_faces(3)))
     with torch.no_grad():
         ref = torch.softmax(random_net(x), 1)
@@ -99,9 +140,10 @@ def test_head_is_the_cam_layer(random_net):
     torch.testing.assert_close(a, seen["a"], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("packed", PACKED)
 @pytest.mark.parametrize("method", list(CAM_METHODS))
-def test_explainer_on_fastnet_gives_the_reference_maps(random_net, method):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32")
+def test_explainer_on_fastnet_gives_the_reference_maps(random_net, method, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=packed)
     faces = random_faces(3, seed=1)
     ref_cams, ref_probs = Explainer(random_net).explain_with_probabilities(faces, [3, 0, 6], method)
     cams, probs = Explainer(random_net, fast=fast).explain_with_probabilities(faces, [3, 0, 6], method)
