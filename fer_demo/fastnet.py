@@ -15,7 +15,7 @@ and ``Explainer`` run:
   reordered into its blocked layout once, at load time, instead of on every call as eager PyTorch
   does (at batch 1 on 5x5 and 2x2 maps that copy cost as much as the convolution). A CAM's backward
   through the tail runs the same way, on a reordered copy of the flipped kernels. Where this torch
-  lacks the ops (``packed_convolution_available``) the plain layers run;
+  or CPU lacks the ops (``packed_convolution_available``) the plain layers run;
 - with ``precision="bf16"`` the network runs in bfloat16 (weights stored in bf16, oneDNN on AMX /
   AVX512-BF16): the head always, the tail (and its backward for a CAM) when the convolutions are
   packed (eager bf16 convolution backward measured slower than fp32's, so unpacked the tail stays
@@ -134,8 +134,10 @@ class FastNet(nn.Module):
         device = next(model.parameters()).device
         self.precision = resolve_precision(precision, device)
         self.split_layer = split_layer
-        self.packed = (packed_convolution_available() and device.type == "cpu") if packed is None else bool(packed)
         head_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        if packed is None:
+            packed = device.type == "cpu" and packed_convolution_available(head_dtype)
+        self.packed = bool(packed)
         # The tail runs backward for a CAM: in bf16 only with packed weights (eager bf16 convolution
         # backward reorders the weights on every call and measured slower than fp32's).
         tail_dtype = torch.bfloat16 if self.precision == "bf16" and self.packed else torch.float32

@@ -18,19 +18,21 @@ import torch
 from torch import nn
 
 
-@functools.lru_cache(maxsize=1)
-def packed_convolution_available() -> bool:
-    """True when this torch has oneDNN's convolution with pre-reordered weights (the op Inductor's
-    freezing uses): ``torch.ops.mkldnn._reorder_convolution_weight`` + ``_convolution_pointwise``."""
+@functools.lru_cache(maxsize=None)
+def packed_convolution_available(dtype: torch.dtype = torch.float32) -> bool:
+    """True when this torch and CPU run oneDNN's convolution with pre-reordered weights (the op Inductor's
+    freezing uses: ``torch.ops.mkldnn._reorder_convolution_weight`` + ``_convolution_pointwise``) in
+    ``dtype`` (bfloat16 needs a CPU oneDNN runs bf16 on)."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False
-        conv = nn.Conv2d(2, 2, 3, padding=1)
-        x = torch.randn(1, 2, 4, 4).contiguous(memory_format=torch.channels_last)
+        conv = nn.Conv2d(2, 2, 3, padding=1).to(dtype)
+        x = torch.randn(1, 2, 4, 4).to(dtype).contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             w = torch.ops.mkldnn._reorder_convolution_weight(conv.weight, [1, 1], [1, 1], [1, 1], 1, [1, 2, 4, 4])
             y = torch.ops.mkldnn._convolution_pointwise(x, w, conv.bias, [1, 1], [1, 1], [1, 1], 1, "none", [], "")
-            return bool(torch.allclose(y, conv(x), atol=1e-5))
+            tol = 1e-5 if dtype == torch.float32 else 5e-2
+            return bool(torch.allclose(y.float(), conv(x).float(), atol=tol, rtol=tol))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
 

@@ -94,6 +94,15 @@ def test_bf16_close_to_reference(random_net, packed):
     assert (probs - ref).abs().max() < 0.05
 
 
+def test_plain_layers_where_packed_convolution_is_missing(random_net, monkeypatch):
+    asked = []
+    monkeypatch.setattr(fastnet, "packed_convolution_available", lambda dtype=torch.float32: asked.append(dtype))
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16")
+    assert asked == [torch.bfloat16]  # checked for the dtype the network runs in
+    assert not fast.packed and not any(isinstance(m, PackedConv2d) for m in fast.modules())
+    assert fast.head_dtype == torch.bfloat16 and fast.tail_dtype == torch.float32
+
+
 def test_head_is_the_cam_layer(random_net):
     fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32")
     x = eval_transform(torch.from_numpy(random_faces(2)))
