@@ -9,8 +9,7 @@ downloaded.
 
 Speed, without changing what is found (same boxes, landmarks and scores up to float rounding;
 ``tests/test_detect.py`` compares with a stock MTCNN): MTCNN's three networks run channels-last
-(their max-pools and convolutions take oneDNN's fast kernels instead of the reference ones), their
-convolutions with weights reordered for oneDNN once (``fer_demo.packedconv``), and
+(their max-pools and convolutions take oneDNN's fast kernels instead of the reference ones), and
 MTCNN's stages run as ``fer_demo.mtcnn.detect_face``: facenet-pytorch's own steps, with the image
 pyramid and every candidate's crop resampled from one summed-area table of the photo (bit for bit
 the pixels facenet-pytorch's per-box resampling gives, in a few gathers instead of ~80 calls).
@@ -28,7 +27,6 @@ from facenet_pytorch import MTCNN
 from PIL import Image, ImageOps
 
 from fer_demo import limits, mtcnn
-from fer_demo.packedconv import pack_children
 
 # MTCNN's own default smallest face (px in the image it runs on). Smaller values upsample
 # the image for the first pyramid level, which is slow and finds mostly noise.
@@ -110,9 +108,8 @@ class FaceDetector:
             keep_all=True, post_process=False, select_largest=False,
             thresholds=list(self.thresholds), min_face_size=MTCNN_MIN_FACE_PX, device=self.device,
         ).eval()
-        for net, size in ((self._mtcnn.pnet, 150), (self._mtcnn.rnet, 24), (self._mtcnn.onet, 48)):
+        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
             net.to(memory_format=torch.channels_last)
-            pack_children(net, (size, size))  # weights reordered for oneDNN once, not per call
         self._lock = threading.Lock()
 
     def detection_size(self, width: int, height: int) -> tuple[int, int, float]:

@@ -1,13 +1,14 @@
 """Convolutions run by oneDNN with their weights reordered once, at load time.
 
 PyTorch's eager ``Conv2d`` on a CPU hands oneDNN plain (OIHW) weights, which oneDNN reorders into its
-blocked layout on every call. With a batch of one face on 5x5 and 2x2 maps, or a handful of MTCNN
-candidates, that copy costs as much as the convolution (measured 1.3 ms -> 0.4 ms for a 512-channel
-bf16 3x3 convolution on 5x5 maps; MTCNN's O-Net on 4 candidates 10 -> 3 ms on a loaded machine).
+blocked layout on every call. With a batch of one face on 5x5 and 2x2 maps that copy costs as much as
+the convolution (measured 1.3 ms -> 0.4 ms for a 512-channel bf16 3x3 convolution on 5x5 maps, one
+thread).
 ``PackedConv2d`` reorders once (``torch.ops.mkldnn._reorder_convolution_weight``, the op
 ``torch.compile``'s freezing uses) and calls oneDNN's convolution with the reordered weights
 (``torch.ops.mkldnn._convolution_pointwise``), with a following ReLU fused in: the same kernels,
-the same arithmetic. Used by ``fer_demo.fastnet`` (the classifier) and ``fer_demo.detect`` (MTCNN).
+the same arithmetic. Used by ``fer_demo.fastnet`` (the classifier; MTCNN's small networks measured no
+faster with it, interleaved, so the detector keeps plain convolutions).
 """
 
 from __future__ import annotations
@@ -152,18 +153,3 @@ def pack_convolutions(layers: list[nn.Module], dtype: torch.dtype, input_size: t
             out.append(layer)
             i += 1
     return out
-
-
-def pack_children(module: nn.Module, input_hw: tuple[int, int]) -> int:
-    """Replace ``module``'s direct ``Conv2d`` children that ``PackedConv2d`` supports by float32
-    ``PackedConv2d`` (no ReLU fused: the module's own forward applies what follows). ``input_hw``: a
-    typical input height and width (a hint for oneDNN's weight layout; any size runs). Returns how
-    many were replaced; none where ``packed_convolution_available()`` is False."""
-    if not packed_convolution_available():
-        return 0
-    count = 0
-    for name, child in list(module.named_children()):
-        if PackedConv2d.supports(child) and child.weight.device.type == "cpu":
-            setattr(module, name, PackedConv2d(child, False, torch.float32, (child.in_channels, *input_hw)))
-            count += 1
-    return count

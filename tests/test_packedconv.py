@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
-from fer_demo import packedconv
-from fer_demo.packedconv import PackedConv2d, pack_children, packed_convolution_available
+from fer_demo.packedconv import PackedConv2d, packed_convolution_available
 
 needs_packed = pytest.mark.skipif(not packed_convolution_available(), reason="this torch has no oneDNN packed convolution")
 
@@ -42,25 +39,3 @@ def test_packed_conv_refuses_strides():
     assert not PackedConv2d.supports(torch.nn.Linear(3, 3))
     with pytest.raises(ValueError, match="stride-1"):
         PackedConv2d(torch.nn.Conv2d(3, 3, 3, stride=2), True, torch.float32, (3, 8, 8))
-
-
-
-@needs_packed
-def test_pack_children_replaces_the_convolutions_of_mtcnn_nets():
-    from facenet_pytorch.models.mtcnn import ONet
-
-    torch.manual_seed(0)
-    net = ONet(pretrained=False).eval()
-    packed = copy.deepcopy(net)
-    assert pack_children(packed, (48, 48)) == 4
-    assert not any(type(m) is torch.nn.Conv2d for m in packed.modules())
-    x = torch.randn(5, 3, 48, 48)
-    with torch.inference_mode():
-        for a, b in zip(packed(x), net(x)):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_pack_children_does_nothing_without_the_ops(monkeypatch):
-    monkeypatch.setattr(packedconv, "packed_convolution_available", lambda: False)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
-    assert pack_children(net, (8, 8)) == 0 and type(net[0]) is torch.nn.Conv2d
