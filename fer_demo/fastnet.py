@@ -11,11 +11,11 @@ and ``Explainer`` run:
 - the network is split at the Grad-CAM layer into ``head`` (input -> CAM layer) and ``tail``
   (CAM layer -> logits). The head always runs without autograd; only a CAM runs the tail with
   it, so the backward pass never sees the head;
-- every convolution (with its ReLU fused in) runs as a ``fer_demo.packedconv.PackedConv2d``: oneDNN with the weights
-  reordered into its blocked layout once, at load time, instead of on every call as eager PyTorch
-  does (at batch 1 on 5x5 and 2x2 maps that copy cost as much as the convolution). A CAM's backward
-  through the tail runs the same way, on a reordered copy of the flipped kernels. Where this torch
-  or CPU lacks the ops (``packed_convolution_available``) the plain layers run;
+- every convolution (with its ReLU fused in) runs as a ``fer_demo.packedconv.PackedConv2d``: oneDNN
+  with the weights reordered into its blocked layout once, at load time, instead of on every call
+  as eager PyTorch does (at batch 1 on 5x5 and 2x2 maps that copy cost as much as the convolution).
+  A CAM's backward through the tail runs the same way, on a reordered copy of the flipped kernels.
+  Where this torch or CPU lacks the ops (``packed_convolution_available``) the plain layers run;
 - with ``precision="bf16"`` the network runs in bfloat16 (weights stored in bf16, oneDNN on AMX /
   AVX512-BF16): the head always, the tail (and its backward for a CAM) when the convolutions are
   packed (eager bf16 convolution backward measured slower than fp32's, so unpacked the tail stays
