@@ -147,7 +147,8 @@ class FastNet(nn.Module):
         if self.packed:
             head = pack_convolutions(head, head_dtype, (1, INPUT_SIZE, INPUT_SIZE))
             with torch.no_grad():
-                cam_size = tuple(nn.Sequential(*head)(torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE, dtype=head_dtype)).shape[1:])
+                probe = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE, dtype=head_dtype)
+                cam_size = tuple(nn.Sequential(*head)(probe).shape[1:])
             tail = pack_convolutions(tail, tail_dtype, cam_size, differentiable=True)
         self.head_dtype, self.tail_dtype = head_dtype, tail_dtype
         self.head_net = nn.Sequential(*head).to(head_dtype).to(memory_format=torch.channels_last)

@@ -61,7 +61,8 @@ def test_fold_batchnorm_is_the_same_function(random_net):
                                    rtol=1e-4, atol=1e-4)
 
 
-needs_packed = pytest.mark.skipif(not packed_convolution_available(), reason="this torch has no oneDNN packed convolution")
+needs_packed = pytest.mark.skipif(not packed_convolution_available(),
+                                  reason="this torch has no oneDNN packed convolution")
 PACKED = [False, pytest.param(True, marks=needs_packed)]
 
 

@@ -7,7 +7,8 @@ import torch
 
 from fer_demo.packedconv import PackedConv2d, packed_convolution_available
 
-needs_packed = pytest.mark.skipif(not packed_convolution_available(), reason="this torch has no oneDNN packed convolution")
+needs_packed = pytest.mark.skipif(not packed_convolution_available(),
+                                  reason="this torch has no oneDNN packed convolution")
 
 
 @needs_packed
