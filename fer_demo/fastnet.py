@@ -11,11 +11,17 @@ and ``Explainer`` run:
 - the network is split at the Grad-CAM layer into ``head`` (input -> CAM layer) and ``tail``
   (CAM layer -> logits). The head always runs without autograd; only a CAM runs the tail with
   it, so the backward pass never sees the head;
-- with ``precision="bf16"`` the head runs in bfloat16 (weights stored in bf16, oneDNN on AMX /
-  AVX512-BF16), the tail stays in float32 (PyTorch's bf16 convolution backward measured slower
-  than fp32's here). At batch 1 this network is bound by reading its 20M weights; half the bytes
-  is most of the win. ``precision="auto"`` picks bf16 only where
-  the CPU has native bf16 instructions, fp32 elsewhere.
+- every convolution (with its ReLU fused in) runs as a ``fer_demo.packedconv.PackedConv2d``: oneDNN
+  with the weights reordered into its blocked layout once, at load time, instead of on every call
+  as eager PyTorch does (at batch 1 on 5x5 and 2x2 maps that copy cost as much as the convolution).
+  A CAM's backward through the tail runs the same way, on a reordered copy of the flipped kernels.
+  Where this torch or CPU lacks the ops (``packed_convolution_available``) the plain layers run;
+- with ``precision="bf16"`` the network runs in bfloat16 (weights stored in bf16, oneDNN on AMX /
+  AVX512-BF16): the head always, the tail (and its backward for a CAM) when the convolutions are
+  packed (eager bf16 convolution backward measured slower than fp32's, so unpacked the tail stays
+  float32). At batch 1 this network is bound by reading its 20M weights; half the bytes is most of
+  the win. ``precision="auto"`` picks bf16 only where the CPU has native bf16 instructions, fp32
+  elsewhere.
 
 The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) is tested in
 ``tests/test_fastnet.py`` and measured on all of PublicTest by ``benchmarks/speed.py --agreement``.
@@ -29,7 +35,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from fer_demo.model import FERNet
+from fer_demo.model import INPUT_SIZE, FERNet
+from fer_demo.packedconv import pack_convolutions, packed_convolution_available
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -109,12 +116,13 @@ class FastNet(nn.Module):
         model: the reference ``FERNet`` (not modified; its weights are copied).
         split_layer: name of a module of ``model.features`` (the card's ``cam_target_layer``).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``resolve_precision``).
+        packed: run the convolutions as ``PackedConv2d``; None (default): where available on a CPU.
 
     ``forward(x)``: float32 (N, 1, 40, 40) normalised faces -> float32 logits (N, C), like ``FERNet``.
     ``head(x)``: the CAM layer's activations, float32 (N, 512, 5, 5), computed without autograd.
     """
 
-    def __init__(self, model: FERNet, split_layer: str, precision: str = "auto") -> None:
+    def __init__(self, model: FERNet, split_layer: str, precision: str = "auto", packed: bool | None = None) -> None:
         super().__init__()
         prefix = "features."
         if not split_layer.startswith(prefix) or not split_layer[len(prefix):].isdigit():
@@ -127,13 +135,24 @@ class FastNet(nn.Module):
         self.precision = resolve_precision(precision, device)
         self.split_layer = split_layer
         head_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        if packed is None:
+            packed = device.type == "cpu" and packed_convolution_available(head_dtype)
+        self.packed = bool(packed)
+        # The tail runs backward for a CAM: in bf16 only with packed weights (eager bf16 convolution
+        # backward reorders the weights on every call and measured slower than fp32's).
+        tail_dtype = torch.bfloat16 if self.precision == "bf16" and self.packed else torch.float32
         src = copy.deepcopy(model).eval()
         head = fold_batchnorm(list(src.features[: index + 1]))
         tail = fold_batchnorm(list(src.features[index + 1:])) + [src.pool, *src.classifier]
-        self.head_dtype = head_dtype
+        if self.packed:
+            head = pack_convolutions(head, head_dtype, (1, INPUT_SIZE, INPUT_SIZE))
+            with torch.no_grad():
+                probe = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE, dtype=head_dtype)
+                cam_size = tuple(nn.Sequential(*head)(probe).shape[1:])
+            tail = pack_convolutions(tail, tail_dtype, cam_size, differentiable=True)
+        self.head_dtype, self.tail_dtype = head_dtype, tail_dtype
         self.head_net = nn.Sequential(*head).to(head_dtype).to(memory_format=torch.channels_last)
-        # The tail runs with autograd (for a CAM): float32, where oneDNN's backward is fast.
-        self.tail = Tail(tail, torch.float32).to(memory_format=torch.channels_last)
+        self.tail = Tail(tail, tail_dtype).to(tail_dtype).to(memory_format=torch.channels_last)
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

@@ -171,7 +171,8 @@ def stock_mtcnn_detect(detector: FaceDetector, image: Image.Image) -> list[tuple
 @pytest.mark.parametrize("name", sorted(FACE_COUNTS))
 @pytest.mark.parametrize("size", [None, (640, 480), (256, 256)])
 def test_same_faces_as_stock_mtcnn(detector, photos, name, size):
-    """The speed-ups (channels-last networks, a planar image) find exactly what stock MTCNN finds."""
+    """The speed-ups (channels-last, packed networks; resampling from a summed-area table) find exactly
+    what stock MTCNN finds."""
     image = photos[name] if size is None else ImageOps.fit(photos[name], size, Image.BICUBIC)
     ours = sorted(detector.detect(image), key=lambda f: f.box[0])
     stock = sorted(stock_mtcnn_detect(detector, image), key=lambda bp: bp[0][0])

@@ -21,6 +21,7 @@ from fer_demo import fastnet
 from fer_demo.classify import EmotionClassifier
 from fer_demo.explain import CAM_METHODS, Explainer
 from fer_demo.fastnet import FastNet, fold_batchnorm, resolve_precision
+from fer_demo.packedconv import PackedConv2d, packed_convolution_available
 from fer_demo.model import CAM_TARGET_LAYER, FERNet
 from fer_demo.transforms import eval_transform
 
@@ -60,8 +61,16 @@ def test_fold_batchnorm_is_the_same_function(random_net):
                                    rtol=1e-4, atol=1e-4)
 
 
-def test_fp32_matches_reference(random_net):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32")
+needs_packed = pytest.mark.skipif(not packed_convolution_available(),
+                                  reason="this torch has no oneDNN packed convolution")
+PACKED = [False, pytest.param(True, marks=needs_packed)]
+
+
+@pytest.mark.parametrize("packed", PACKED)
+def test_fp32_matches_reference(random_net, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=packed)
+    assert fast.packed == packed
+    assert any(isinstance(m, PackedConv2d) for m in fast.modules()) == packed
     x = eval_transform(torch.from_numpy(random_faces(3)))
     with torch.no_grad():
         ref = random_net(x)
@@ -73,14 +82,26 @@ def test_fp32_matches_reference(random_net):
     assert all(p.requires_grad for p in random_net.parameters())
 
 
-def test_bf16_close_to_reference(random_net):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16")
+@pytest.mark.parametrize("packed", PACKED)
+def test_bf16_close_to_reference(random_net, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16", packed=packed)
     assert fast.precision == "bf16" and fast.head_dtype == torch.bfloat16
+    # the tail (run backward for a CAM) is bf16 only with packed convolutions
+    assert fast.tail_dtype == (torch.bfloat16 if packed else torch.float32)
     x = eval_transform(torch.from_numpy(random_faces(3)))
     with torch.no_grad():
         ref = torch.softmax(random_net(x), 1)
     probs = torch.softmax(fast(x), 1)
     assert (probs - ref).abs().max() < 0.05
+
+
+def test_plain_layers_where_packed_convolution_is_missing(random_net, monkeypatch):
+    asked = []
+    monkeypatch.setattr(fastnet, "packed_convolution_available", lambda dtype=torch.float32: asked.append(dtype))
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "bf16")
+    assert asked == [torch.bfloat16]  # checked for the dtype the network runs in
+    assert not fast.packed and not any(isinstance(m, PackedConv2d) for m in fast.modules())
+    assert fast.head_dtype == torch.bfloat16 and fast.tail_dtype == torch.float32
 
 
 def test_head_is_the_cam_layer(random_net):
@@ -99,9 +120,10 @@ def test_head_is_the_cam_layer(random_net):
     torch.testing.assert_close(a, seen["a"], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("packed", PACKED)
 @pytest.mark.parametrize("method", list(CAM_METHODS))
-def test_explainer_on_fastnet_gives_the_reference_maps(random_net, method):
-    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32")
+def test_explainer_on_fastnet_gives_the_reference_maps(random_net, method, packed):
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=packed)
     faces = random_faces(3, seed=1)
     ref_cams, ref_probs = Explainer(random_net).explain_with_probabilities(faces, [3, 0, 6], method)
     cams, probs = Explainer(random_net, fast=fast).explain_with_probabilities(faces, [3, 0, 6], method)
