@@ -10,6 +10,8 @@ that trained the model appears in it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 from dataclasses import dataclass
 
@@ -193,6 +195,8 @@ def _origin(training: dict) -> str:
         root = "itself trained from scratch" if first == "scratch" else f"itself started from {first}"
         return (f"Fine-tuned from an earlier release (`{base.get('file')}`, sha256 {str(base.get('sha256'))[:12]}..."
                 f"{told}), {root}.")
+    if str(training.get("init", "")).endswith(".safetensors"):  # a run from before the trainer recorded it
+        return f"Fine-tuned from an earlier release (`{Path(str(training['init'])).name}`; not recorded which)."
     if training.get("init") == "imagenet":
         return "Started from torchvision's ImageNet weights."
     return "Trained from scratch (no ImageNet weights)."

@@ -163,3 +163,11 @@ def test_robustness_section_with_only_some_parts():
     assert "**Corruptions**" not in text and "| PublicTest (48 px crops, no pose) |" in text
     other = {**fake_robustness(), "photos": {**fake_robustness()["photos"], "data": "data/my-photos"}}
     assert "whether they were used for tuning is not recorded" in "\n".join(robustness_section(other))
+
+
+def test_a_fine_tune_without_a_recorded_base_says_so_instead_of_from_scratch():
+    c = card()
+    c["training"]["init"] = "/root/secret/weights/fer_vgg19.safetensors"
+    text = model_card_markdown(c)
+    assert "Fine-tuned from an earlier release (`fer_vgg19.safetensors`; not recorded which)." in text
+    assert "Trained from scratch" not in text and "secret" not in text
