@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -266,7 +267,7 @@ def cmd_export(args: argparse.Namespace) -> Path:
             write_faithfulness(dest, data, args.faithfulness_faces)
         print(f"wrote {write_reference(dest, data)} (monitoring reference)")
     if args.votes is not None or args.photos is not None:
-        cmd_robustness(dest, data, args.votes, args.photos)
+        cmd_robustness(dest, data, args.votes, args.photos, command=getattr(args, "command_line", None))
     write_model_card(dest)
     print(f"wrote {dest} (+ card, metrics.json, confusion.png); accuracy {metrics['accuracy']:.4f}")
     return dest
@@ -274,6 +275,8 @@ def cmd_export(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    # What robustness.json records as the command that measured it: this call's own arguments.
+    args.command_line = "python -m train " + shlex.join(sys.argv[1:] if argv is None else argv)
     from fer_demo.model import ImageNetWeightsUnavailable
     from train.data import DataError
     from train.fit import CheckpointWriteError, ResumeError, fit
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.votes is not None and args.data is None:
                 print("error: --votes needs the FER2013 folder (--data): it scores PublicTest", file=sys.stderr)
                 return 2
-            cmd_robustness(args.weights, args.data, args.votes, args.photos, args.corruption_faces, args.bootstrap)
+            cmd_robustness(args.weights, args.data, args.votes, args.photos, args.corruption_faces, args.bootstrap,
+                           command=args.command_line)
             write_model_card(Path(args.weights))
         elif args.command == "reference":
             print(f"wrote {write_reference(args.weights, args.data, progress=sys.stderr.isatty())}")
