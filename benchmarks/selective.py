@@ -71,7 +71,8 @@ def plot(sets: dict[str, dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.5), squeeze=False)
     for ax, (name, s) in zip(axes[0], sets.items()):
         for key, style, label in (("confidence_only", "o-", "confidence alone"),
-                                  ("quality_and_confidence", "s-", "quality floors + confidence")):
+                                  ("quality_and_confidence", "s-", "quality floors + confidence"),
+                                  ("quality_and_margin", "^-", "quality floors + confidence + margin")):
             pts = [p for p in s[key] if p["answered"]]
             ax.plot([p["coverage"] for p in pts], [p["answered_accuracy"] for p in pts], style, ms=3, label=label)
         c = s["chosen"]
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
         print("  quality floors + confidence: " + ", ".join(
             f">={q['min_confidence']:.2f}: {q['coverage']:.0%}/{q['answered_accuracy']:.3f}"
             for q in s["quality_and_confidence"][::4]))
+        print("  quality floors + margin: " + ", ".join(
+            f">={q['min_margin']:.2f}: {q['coverage']:.0%}/{q['answered_accuracy']:.3f}"
+            for q in s["quality_and_margin"][::2]))
     result = {"thresholds": t.__dict__, "classes": list(EMOTIONS), "sets": sets}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

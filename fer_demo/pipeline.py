@@ -392,7 +392,7 @@ class Predictor:
         order = np.argsort(-probs, kind="stable")
         k, k2 = int(order[0]), int(order[1])
         quality = assess(al.gray, al.matrix, face.landmarks, float(face.score), float(probs[k]),
-                         self.quality_thresholds)
+                         float(probs[k] - probs[k2]), self.quality_thresholds)
         overlay = region = None
         if heatmap is not None and overlays:
             size = al.rgb.shape[0]

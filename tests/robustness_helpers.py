@@ -8,15 +8,18 @@ import numpy as np
 from fer_demo.model import EMOTIONS
 
 
-def quality(confidence: float, face_px: float = 120.0, brightness: float = 110.0, yaw: float | None = 5.0) -> dict:
-    """A ``FaceQuality.to_dict()``-shaped record (the verdict fields are not read by ``train.selective``)."""
+def quality(confidence: float, face_px: float = 120.0, brightness: float = 110.0, yaw: float | None = 5.0,
+            margin: float | None = None) -> dict:
+    """A ``FaceQuality.to_dict()``-shaped record (the verdict fields are not read by ``train.selective``);
+    ``margin`` defaults to ``confidence / 2`` (the runner-up at half the top probability)."""
     return {"readable": True, "reasons": [], "face_px": face_px, "sharpness": 0.5, "brightness": brightness,
-            "detection_score": 0.99, "roll": 0.0, "yaw": yaw, "confidence": confidence}
+            "detection_score": 0.99, "roll": 0.0, "yaw": yaw, "confidence": confidence,
+            "margin": confidence / 2 if margin is None else margin}
 
 
 def photo_records(n: int = 28) -> list[dict]:
     """``run_photos``-shaped records over 4 films of 5, 5, 5 and the rest photos: every 7th photo has no face, every 3rd is wrong,
-    every 4th answered face has low confidence (0.2) and the rest 0.8."""
+    every 4th answered face has low confidence (0.15) and the rest 0.8."""
     records = []
     for i in range(n):
         true = EMOTIONS[i % len(EMOTIONS)]
@@ -27,7 +30,7 @@ def photo_records(n: int = 28) -> list[dict]:
             rec.update(pred=None, faces_found=0)
         else:
             guess = true if i % 3 else EMOTIONS[(i + 1) % len(EMOTIONS)]
-            rec.update(pred=guess, guess=guess, label=guess, quality=quality(0.2 if i % 4 == 0 else 0.8))
+            rec.update(pred=guess, guess=guess, label=guess, quality=quality(0.15 if i % 4 == 0 else 0.8))
         records.append(rec)
     return records
 

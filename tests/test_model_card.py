@@ -148,7 +148,7 @@ def test_real_photos_and_robustness_section_only_with_the_report():
     assert f"**{100 * k['mean_corruption_accuracy']:.1f}%** |" in text
     ch = rob["photos"]["selective"]["chosen"]
     assert f"| sfew-dev, faces found | 24 | " in text and f"{100 * ch['coverage']:.1f}% | {100 * ch['answered_accuracy']:.1f}%" in text
-    assert "| PublicTest (48 px crops, no pose) | 35 |" in text and "min_confidence 0.3" in text
+    assert "| PublicTest (48 px crops, no pose) | 35 |" in text and "min_confidence 0.2, min_margin 0.03" in text
     assert "Film0" not in text and ".jpg" not in text  # numbers only: no frame's name
 
 

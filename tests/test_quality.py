@@ -41,27 +41,35 @@ def test_pose_from_landmarks():
 
 def test_judge_names_every_reason():
     t = QualityThresholds(min_face_px=40, min_sharpness=0.2, min_brightness=20, max_brightness=235, max_yaw=45,
-                          min_detection=0.9, min_confidence=0.3)
-    assert judge(100, 0.5, 120, 0.99, 5, 0.8, t) == (True, ())
-    ok, why = judge(30, 0.1, 10, 0.5, 60, 0.2, t)
+                          min_detection=0.9, min_confidence=0.3, min_margin=0.05)
+    assert judge(100, 0.5, 120, 0.99, 5, 0.8, 0.6, t) == (True, ())
+    ok, why = judge(30, 0.1, 10, 0.5, 60, 0.2, 0.1, t)
     assert not ok
     assert why == ("too small (30 px)", "blurred", "too dark", "turned away", "hardly a face", "no clear expression")
-    assert judge(100, 0.5, 250, 0.99, None, 0.8, t) == (False, ("over-exposed",))
-    assert judge(100, float("nan"), 120, 0.99, 0.0, 0.8, t)[1] == ("blurred",)
+    assert judge(100, 0.5, 250, 0.99, None, 0.8, 0.6, t) == (False, ("over-exposed",))
+    assert judge(100, float("nan"), 120, 0.99, 0.0, 0.8, 0.6, t)[1] == ("blurred",)
+
+
+def test_judge_refuses_a_near_tie_once_and_leaves_an_unknown_margin_unjudged():
+    t = QualityThresholds(min_confidence=0.3, min_margin=0.05)
+    assert judge(100, 0.5, 120, 0.99, 5, 0.45, 0.04, t) == (False, ("no clear expression",))
+    assert judge(100, 0.5, 120, 0.99, 5, 0.25, 0.04, t) == (False, ("no clear expression",))  # one reason for both
+    assert judge(100, 0.5, 120, 0.99, 5, 0.45, 0.05, t) == (True, ())
+    assert judge(100, 0.5, 120, 0.99, 5, 0.45, None, t) == (True, ())
 
 
 def test_assess_face_size_from_the_alignment_matrix():
     face = textured_face()
     m = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # the photo's face is twice the 48 px frame
-    q = assess(face, m, None, 0.99, 0.9)
+    q = assess(face, m, None, 0.99, 0.9, 0.85)
     assert q.face_px == pytest.approx(96)
-    assert q.readable and q.message == "" and q.roll is None
-    small = assess(face, np.array([[2.0, 0, 0], [0, 2.0, 0]]), None, 0.99, 0.9)
+    assert q.readable and q.message == "" and q.roll is None and q.margin == pytest.approx(0.85)
+    small = assess(face, np.array([[2.0, 0, 0], [0, 2.0, 0]]), None, 0.99, 0.9, 0.85)
     assert small.face_px == pytest.approx(24) and not small.readable
     assert small.message == f"{UNREADABLE} (too small (24 px))"
     assert small.to_dict()["reasons"] == ["too small (24 px)"]
     with pytest.raises(ValueError, match="uint8"):
-        assess(face.astype(np.float32), None, None, 1.0, 1.0)
+        assess(face.astype(np.float32), None, None, 1.0, 1.0, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +90,25 @@ def only_face(predictor, image):
     return faces[0]
 
 
-def test_clear_faces_are_read(predictor, hopper):
-    face = only_face(predictor, hopper)
+def test_clear_faces_are_read(predictor):
+    # The astronaut's broad smile: a sharp, frontal, well-lit face with a clear expression.
+    face = only_face(predictor, Image.open(EXAMPLES / "astronaut.jpg").convert("RGB"))
     assert face.quality.readable and not face.abstained
     assert face.display_label.startswith(face.label) and UNREADABLE not in face.verdict
-    for name in ("astronaut.jpg", "group_three_faces.jpg"):
+    top, second = sorted(face.probabilities.values())[-2:][::-1]
+    assert face.quality.confidence == pytest.approx(top) and face.quality.margin == pytest.approx(top - second)
+
+
+def test_every_example_face_is_judged_by_its_own_measurements(predictor):
+    # Size, light and pose never refuse the examples' faces; a near tie between two expressions
+    # (margin under the floor) is the only way one of them is refused ("no clear expression").
+    t = predictor.quality_thresholds
+    for name in ("astronaut.jpg", "grace_hopper.jpg", "group_three_faces.jpg"):
         for f in predictor.predict(EXAMPLES / name, cam=None):
-            assert f.quality.readable, (name, f.quality)
+            q = f.quality
+            clear = q.confidence >= t.min_confidence and q.margin >= t.min_margin
+            assert q.readable == clear and f.abstained == (not clear), (name, q)
+            assert q.reasons == (() if clear else ("no clear expression",)), (name, q)
 
 
 def test_tiny_face_is_refused(predictor, hopper):

@@ -3,7 +3,8 @@
 A face's quality measurements (``fer_demo.quality.FaceQuality.to_dict()``) and whether the model's
 label was right are all this needs. ``curves`` gives risk-coverage curves (coverage = share of faces
 answered, accuracy on the answered ones) for (a) the calibrated confidence alone, swept, and (b) the
-quality floors of the thresholds with the confidence floor swept on top, and the operating point of
+quality floors of the thresholds with the confidence floor swept on top, (c) the same with the margin
+floor swept instead (the confidence floor at the thresholds' value), and the operating point of
 the thresholds themselves (``chosen``: coverage, accuracy on the answered faces, the gain over no
 abstention in points, and how many faces each reason refused). ``photo_selective`` does it for the
 records of ``train.real_photos.run_photos`` (plus the figures over *all* photos, a photo without a
@@ -21,11 +22,16 @@ import numpy as np
 from fer_demo.quality import QualityThresholds, assess, judge
 
 CONFIDENCES = np.round(np.arange(0.0, 0.96, 0.025), 3)
+MARGINS = np.round(np.arange(0.0, 0.301, 0.01), 3)
 
 
 def _judge(q: dict, thresholds: QualityThresholds) -> tuple[bool, tuple[str, ...]]:
+    if "margin" not in q:
+        raise ValueError("a quality record without 'margin' (written before fer_demo.quality measured it): "
+                         "re-run benchmarks/real_photos.py")
     sharp = q["sharpness"] if q["sharpness"] is not None else float("nan")
-    return judge(q["face_px"], sharp, q["brightness"], q["detection_score"], q["yaw"], q["confidence"], thresholds)
+    return judge(q["face_px"], sharp, q["brightness"], q["detection_score"], q["yaw"], q["confidence"], q["margin"],
+                 thresholds)
 
 
 def verdicts(items: list[dict], thresholds: QualityThresholds) -> np.ndarray:
@@ -41,23 +47,29 @@ def point(correct: np.ndarray, answered: np.ndarray) -> dict:
 
 
 def curves(quality: list[dict], correct: np.ndarray, thresholds: QualityThresholds) -> dict:
-    """Risk-coverage curves (confidence alone; quality floors + confidence) and the operating point.
+    """Risk-coverage curves (confidence alone; quality floors + confidence; quality floors + margin)
+    and the operating point.
 
     ``quality``: one ``FaceQuality.to_dict()`` per face; ``correct``: bool per face (the model's
     label is the true class). Returns ``all_faces_accuracy``, ``faces``, ``confidence_only``,
-    ``quality_and_confidence`` (lists of points) and ``chosen`` (the point of ``thresholds``, with
-    ``gain_points`` and ``refused_for``: reason -> faces).
+    ``quality_and_confidence`` (points with ``min_confidence``; no margin floor),
+    ``quality_and_margin`` (points with ``min_margin``; the thresholds' confidence floor) and
+    ``chosen`` (the point of ``thresholds``, with ``gain_points`` and ``refused_for``: reason -> faces).
     """
     correct = np.asarray(correct, dtype=bool)
     if len(quality) != correct.size:
         raise ValueError(f"{len(quality)} quality records but {correct.size} correctness values")
     conf = np.array([q["confidence"] for q in quality], dtype=float)
-    floors = verdicts(quality, replace(thresholds, min_confidence=0.0))
+    margin = np.array([np.inf if q["margin"] is None else q["margin"] for q in quality], dtype=float)
+    floors = verdicts(quality, replace(thresholds, min_confidence=0.0, min_margin=0.0))
+    with_conf = floors & (conf >= thresholds.min_confidence)
     out = {"all_faces_accuracy": float(correct.mean()) if correct.size else 0.0, "faces": int(correct.size),
-           "confidence_only": [], "quality_and_confidence": []}
+           "confidence_only": [], "quality_and_confidence": [], "quality_and_margin": []}
     for c in CONFIDENCES:
         out["confidence_only"].append({"min_confidence": float(c), **point(correct, conf >= c)})
         out["quality_and_confidence"].append({"min_confidence": float(c), **point(correct, floors & (conf >= c))})
+    for m in MARGINS:
+        out["quality_and_margin"].append({"min_margin": float(m), **point(correct, with_conf & (margin >= m))})
     chosen = verdicts(quality, thresholds)
     out["chosen"] = point(correct, chosen)
     out["chosen"]["gain_points"] = 100 * (out["chosen"]["answered_accuracy"] - out["all_faces_accuracy"])
@@ -92,8 +104,10 @@ def publictest_selective(faces: np.ndarray, labels: np.ndarray, probs: np.ndarra
     faces, labels, probs = np.asarray(faces), np.asarray(labels), np.asarray(probs)
     if not (len(faces) == len(labels) == len(probs)):
         raise ValueError(f"faces, labels and probs differ in length: {len(faces)}, {len(labels)}, {len(probs)}")
-    quality = [assess(f, None, None, 1.0, float(p.max()), thresholds).to_dict() for f, p in zip(faces, probs)]
+    top2 = np.sort(probs, axis=1)[:, -2:]  # (N, 2): runner-up, top
+    quality = [assess(f, None, None, 1.0, float(t[1]), float(t[1] - t[0]), thresholds).to_dict()
+               for f, t in zip(faces, top2)]
     return curves(quality, probs.argmax(axis=1) == labels, thresholds)
 
 
-__all__ = ["CONFIDENCES", "verdicts", "point", "curves", "photo_selective", "publictest_selective"]
+__all__ = ["CONFIDENCES", "MARGINS", "verdicts", "point", "curves", "photo_selective", "publictest_selective"]
