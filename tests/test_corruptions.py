@@ -64,3 +64,36 @@ def test_photo_augment_corrupts_the_drawn_share_and_repeats_with_the_seed():
     assert torch.equal(x, torch.from_numpy(faces(64)))  # the dataset's faces are not modified in place
     with pytest.raises(ValueError, match="photo_aug"):
         PhotoAugment(base, 1.5)
+
+
+def test_photo_corruption_draws_come_from_the_trainers_generator_before_the_base_augment():
+    """The contract a seed's reproducibility rests on: from the trainer's generator, in this order,
+    which faces are hit (share p), each one's kind and severity, then one numpy seed for the
+    corruptions' own randomness; the faces are corrupted in index order; the base augment then
+    draws from the generator where the corruption left it."""
+    import torch
+
+    from train.corruptions import PhotoAugment
+
+    n, p = 48, 0.5
+    x = torch.from_numpy(faces(n))
+    twin = torch.Generator().manual_seed(5)
+    hit = torch.rand(n, generator=twin) < p
+    kind = torch.randint(len(CORRUPTIONS), (n,), generator=twin)
+    severity = torch.randint(1, len(SEVERITIES) + 1, (n,), generator=twin)
+    rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=twin)))
+    expect = faces(n)
+    for i in torch.nonzero(hit).flatten().tolist():
+        expect[i] = CORRUPTIONS[list(CORRUPTIONS)[int(kind[i])]](expect[i:i + 1], int(severity[i]), rng)[0]
+    assert 0 < int(hit.sum()) < n
+
+    seen = {}
+
+    def base(batch, generator):  # stands in for TrainAugment: records what it is given and draws
+        seen["faces"], seen["next"] = batch.clone(), torch.rand(3, generator=generator)
+        return batch
+
+    PhotoAugment(base, p)(x, torch.Generator().manual_seed(5))
+    assert np.array_equal(seen["faces"].numpy(), expect)
+    assert torch.equal(seen["next"], torch.rand(3, generator=twin))
+    assert torch.equal(x, torch.from_numpy(faces(n)))  # not modified in place
