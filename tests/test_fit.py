@@ -85,6 +85,9 @@ def test_tiny_fit_writes_every_output_and_learns(run_a):
     assert info["train_size"] == 48 and info["eval_size"] == 6
     assert info["class_counts"] == [16, 0, 0, 16, 0, 0, 16]
     assert set(info["fingerprints"]) == {"train", "test"}
+    # which settings were given, for the card's reproduce command (fer_demo.model_card reads it)
+    assert info["changed_from_defaults"] == ["data", "out", "epochs", "batch_size", "precision", "eval_batch_size",
+                                             "limit_eval", "progress"]
 
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == metrics
@@ -99,6 +102,7 @@ def test_tiny_fit_writes_every_output_and_learns(run_a):
     model, card = load_model(out / "best.safetensors")
     assert card.extra["metrics"]["accuracy"] == metrics["accuracy"]
     assert card.extra["training"]["fingerprints"] == info["fingerprints"]
+    assert card.extra["training"]["changed_from_defaults"] == info["changed_from_defaults"]
     if metrics["epoch"] == 2:  # the best epoch is the last: the file holds the checkpoint's weights
         for k, v in ckpt["model"].items():
             assert torch.equal(model.state_dict()[k], v), k
