@@ -158,20 +158,40 @@ def _faithfulness_section(faith: dict | None) -> list[str]:
     return lines
 
 
-# Training settings the reproduce command spells out, and the value each has when not given.
+# Training settings the reproduce command spells out.
 _RECIPE = ("init", "epochs", "schedule", "optimizer", "lr", "weight_decay", "warmup_frac", "decay_frac", "ema_decay",
            "batch_size", "label_smoothing", "class_weight_power", "max_rotation", "scale_min", "scale_max",
            "max_shift", "erase_p", "photo_aug", "ferplus", "ferplus_labels", "ferplus_mix", "seed")
-_UNSAID = {"init": "scratch", "schedule": "onecycle", "ema_decay": 0.0, "max_rotation": 10.0, "scale_min": 0.9,
-           "scale_max": 1.1, "max_shift": 4.0, "erase_p": 0.5, "photo_aug": 0.0, "ferplus": None,
-           "ferplus_labels": "majority", "ferplus_mix": 0.5}
+# Of those, the ones left out of the command where the run kept the trainer's default (the others are
+# always spelled out, so the command reads as the recipe). Whether a setting kept its default is read
+# from the release's own record, ``training["changed_from_defaults"]`` (the trainer writes it from
+# ``TrainConfig.changed_from_defaults``).
+OMITTED_AT_DEFAULT = ("init", "schedule", "ema_decay", "max_rotation", "scale_min", "scale_max", "max_shift",
+                      "erase_p", "photo_aug", "ferplus", "ferplus_labels", "ferplus_mix")
+# Fallback for a release trained before the trainer recorded ``changed_from_defaults`` (the shipped
+# weights: code 0.1.0+gd550ffc): TrainConfig's defaults of those settings at that code, compared with
+# the recorded values. Copied because this package must not import ``train``; only such old releases
+# use it, and tests/test_model_card.py fails if it and TrainConfig's defaults drift apart (then retrain
+# the release with the current trainer, which records its own, or keep these as the old release's).
+UNRECORDED_DEFAULTS = {"init": "scratch", "schedule": "onecycle", "ema_decay": 0.0, "max_rotation": 10.0,
+                       "scale_min": 0.9, "scale_max": 1.1, "max_shift": 4.0, "erase_p": 0.5, "photo_aug": 0.0,
+                       "ferplus": None, "ferplus_labels": "majority", "ferplus_mix": 0.5}
+
+
+def _at_default(training: dict, key: str) -> bool:
+    """Whether the run left ``key`` (one of ``OMITTED_AT_DEFAULT``) at the trainer's default: from its
+    ``changed_from_defaults`` record, or for an older release by comparing with ``UNRECORDED_DEFAULTS``."""
+    changed = training.get("changed_from_defaults")
+    if isinstance(changed, list):
+        return key not in changed
+    return training[key] == UNRECORDED_DEFAULTS[key]
 
 
 def _reproduce(training: dict, run: str, to: str) -> list[str]:
     """The two commands (fit, export) that rebuild a release from its recorded training settings."""
     flags = []
     for key in _RECIPE:
-        if key not in training or training[key] == _UNSAID.get(key, object()):
+        if key not in training or (key in OMITTED_AT_DEFAULT and _at_default(training, key)):
             continue
         if key == "ferplus_mix" and training.get("ferplus_labels") != "mix":
             continue

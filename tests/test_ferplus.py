@@ -131,3 +131,19 @@ def test_training_on_soft_ferplus_labels(tmp_path):
     metrics = fit(cfg, device="cpu")
     assert metrics["num_images"] == len(test)
     assert sum(metrics["per_class"][EMOTIONS[c]]["support"] for c in classes) == len(test)  # majority labels
+
+
+def test_judge_is_the_one_copy_of_the_rule():
+    """train.ferplus.judge: the masks every relabelling reads (test_votes checks its three callers agree)."""
+    from train.ferplus import judge
+
+    votes = np.array([[0, 0, 0, 8, 0, 1, 0], [0, 0, 0, 5, 0, 0, 5], [0, 3, 0, 0, 0, 0, 0], [0] * 7])
+    v = judge(votes, np.array([1, 0, 3, 0]))
+    assert v.label.tolist() == [3, 3, 1, 0] and v.label.dtype == np.int64
+    assert v.soft.tolist() == [True, True, False, False] and v.majority.tolist() == [True, False, False, False]
+    assert v.kept("soft") is v.soft and v.kept("majority") is v.majority
+    assert judge(votes.astype(np.float32), np.array([1, 0, 3, 0])).majority.tolist() == v.majority.tolist()
+    empty = judge(np.zeros((0, 7), np.int64), np.zeros(0, np.int64))
+    assert empty.label.shape == empty.soft.shape == empty.majority.shape == (0,)
+    with pytest.raises(DataError, match="Invalid FER\\+ label mode"):
+        v.kept("mix")

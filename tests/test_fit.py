@@ -85,6 +85,9 @@ def test_tiny_fit_writes_every_output_and_learns(run_a):
     assert info["train_size"] == 48 and info["eval_size"] == 6
     assert info["class_counts"] == [16, 0, 0, 16, 0, 0, 16]
     assert set(info["fingerprints"]) == {"train", "test"}
+    # which settings were given, for the card's reproduce command (fer_demo.model_card reads it)
+    assert info["changed_from_defaults"] == ["data", "out", "epochs", "batch_size", "precision", "eval_batch_size",
+                                             "limit_eval", "progress"]
 
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == metrics
@@ -99,6 +102,7 @@ def test_tiny_fit_writes_every_output_and_learns(run_a):
     model, card = load_model(out / "best.safetensors")
     assert card.extra["metrics"]["accuracy"] == metrics["accuracy"]
     assert card.extra["training"]["fingerprints"] == info["fingerprints"]
+    assert card.extra["training"]["changed_from_defaults"] == info["changed_from_defaults"]
     if metrics["epoch"] == 2:  # the best epoch is the last: the file holds the checkpoint's weights
         for k, v in ckpt["model"].items():
             assert torch.equal(model.state_dict()[k], v), k
@@ -626,6 +630,54 @@ def test_reading_statistics_every_few_steps_trains_the_same_and_sums_the_same():
     assert steps5 == [(5, 20), (10, 40), (15, 60), (20, 80), (23, 92)]
 
 
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_photo_corruption_runs_on_the_host_before_the_copy_to_the_device(device):
+    """--photo-aug's corruptions (OpenCV) run on each batch while it is still on the CPU; the device
+    gets the corrupted batch and only TrainAugment runs there. On a CPU, training is what the former
+    single augmentation (corrupt, then TrainAugment, one generator) gave, bit for bit."""
+    from fer_demo.transforms import TrainAugment
+    from train.corruptions import PhotoCorrupt
+    from train.data import FaceDataset
+    from train.engine import train_one_epoch
+
+    gen = torch.Generator().manual_seed(0)
+    data = FaceDataset(torch.randint(0, 256, (8 * 4, 48, 48), dtype=torch.uint8, generator=gen),
+                       torch.randint(0, 7, (8 * 4,), generator=gen), source="random", split="train")
+    base, photo = TrainAugment(), PhotoCorrupt(0.5)
+    dev = torch.device(device)
+
+    def run(augment, corrupt=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+                                    torch.nn.Flatten(), torch.nn.Linear(16, 7)).to(dev)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        train_one_epoch(model, data, opt, sched, torch.nn.CrossEntropyLoss(), augment,
+                        torch.Generator().manual_seed(1), 8, dev, "fp32", False, progress=False, corrupt=corrupt)
+        return {k: v.cpu() for k, v in model.state_dict().items()}
+
+    seen = []
+
+    def corrupt_spy(faces, generator):
+        out = photo(faces, generator)
+        seen.append(("corrupt", faces.device.type, out.clone()))
+        return out
+
+    def augment_spy(faces, generator):
+        seen.append(("augment", faces.device.type, faces.cpu().clone()))
+        return base(faces, generator)
+
+    split = run(augment_spy, corrupt=corrupt_spy)
+    assert [(what, where) for what, where, _ in seen] == [("corrupt", "cpu"), ("augment", device)] * 4
+    for (_, _, corrupted), (_, _, augmented) in zip(seen[::2], seen[1::2]):
+        assert torch.equal(corrupted, augmented)  # the device gets exactly the host's corrupted batch
+    if device == "cpu":
+        together = run(lambda faces, g: base(photo(faces, g), g))
+        assert all(torch.equal(split[k], together[k]) for k in split)
+        assert not all(torch.equal(split[k], v) for k, v in run(base).items())  # the corruption does change training
+
 def test_photo_like_fine_tune_with_mixed_votes_keeps_every_epoch(run_a, data_root, tmp_path, monkeypatch):
     """The real-photo recipe's switches together: FER+ votes mixed into the targets (folder layout),
     photo-like corruptions, and every epoch's model kept for scoring elsewhere."""
@@ -650,12 +702,13 @@ def test_photo_like_fine_tune_with_mixed_votes_keeps_every_epoch(run_a, data_roo
     real = train_fit.train_one_epoch
 
     def spy(model, data, optimizer, scheduler, criterion, augment, *a, **kw):
-        seen["augment"], seen["soft"] = augment, data.soft
+        seen["augment"], seen["corrupt"], seen["soft"] = augment, kw.get("corrupt"), data.soft
         return real(model, data, optimizer, scheduler, criterion, augment, *a, **kw)
 
     monkeypatch.setattr(train_fit, "train_one_epoch", spy)
     fit(cfg, device="cpu")
-    assert type(seen["augment"]).__name__ == "PhotoAugment" and seen["augment"].p == 0.5
+    assert type(seen["augment"]).__name__ == "TrainAugment"  # on the device
+    assert type(seen["corrupt"]).__name__ == "PhotoCorrupt" and seen["corrupt"].p == 0.5  # on the host, before it
     # half the images carry votes (all "neutral"): their target moved 0.3 of the way to neutral
     soft = seen["soft"]
     voted = soft.max(1).values < 1

@@ -171,3 +171,37 @@ def test_a_fine_tune_without_a_recorded_base_says_so_instead_of_from_scratch():
     text = model_card_markdown(c)
     assert "Fine-tuned from an earlier release (`fer_vgg19.safetensors`; not recorded which)." in text
     assert "Trained from scratch" not in text and "secret" not in text
+
+
+# --- Which settings the reproduce command leaves out: the release's own record, not a copied list ---
+
+def test_the_fallback_for_releases_without_a_record_is_the_trainers_defaults():
+    """``UNRECORDED_DEFAULTS`` (only for releases trained before ``changed_from_defaults`` was recorded,
+    like the shipped one) is a copy of TrainConfig's defaults; this fails as soon as they drift apart."""
+    from fer_demo.model_card import OMITTED_AT_DEFAULT, UNRECORDED_DEFAULTS
+
+    assert set(UNRECORDED_DEFAULTS) == set(OMITTED_AT_DEFAULT)
+    defaults = TrainConfig()
+    drifted = {k: (v, getattr(defaults, k)) for k, v in UNRECORDED_DEFAULTS.items() if getattr(defaults, k) != v}
+    assert not drifted, f"fer_demo.model_card.UNRECORDED_DEFAULTS != TrainConfig's defaults (copy, trainer): {drifted}"
+
+
+def test_the_reproduce_command_reads_which_settings_were_given_from_the_release():
+    def fit_line(c):
+        text = model_card_markdown(c)
+        return next(line for line in text.splitlines() if line.startswith("python -m train fit"))
+
+    given = TrainConfig(data="/root/secret/fer2013", out="/x", epochs=4, lr=1e-4, photo_aug=0.5, scale_min=0.85)
+    recorded, unrecorded = card(), card()
+    recorded["training"].update(given.to_dict(), changed_from_defaults=given.changed_from_defaults())
+    unrecorded["training"].update(given.to_dict())
+    line = fit_line(recorded)
+    assert line == fit_line(unrecorded)  # today's defaults: the record and the fallback say the same
+    assert "--photo-aug 0.5" in line and "--scale-min 0.85" in line and "--schedule" not in line
+    # A release whose trainer had other defaults: its record decides, not today's TrainConfig.
+    older = card()
+    older["training"].update(schedule="wsd", photo_aug=0.0, changed_from_defaults=["data", "out", "photo_aug"])
+    line = fit_line(older)
+    assert "--schedule" not in line  # wsd was that trainer's default
+    assert "--photo-aug 0.0" in line  # given on its command line (its trainer's default was something else)
+    assert "--epochs 3" in line and "--lr 0.001" in line  # the always-spelled settings stay

@@ -87,3 +87,82 @@ def test_relabel_folder_errors(tmp_path):
         relabel_folder(replace(data, paths=None), votes, "mix")
     with pytest.raises(DataError, match="mix needs a path-keyed votes.csv"):
         load_split(root, "train", progress=False, ferplus=tmp_path / "fer2013new.csv", ferplus_labels="mix")
+
+
+# --- One rule, three callers: majority_labels, relabel_folder and train.ferplus.relabel agree ------
+
+# (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF), the FER+
+# majority (None: no label) and, in "soft" mode, the label accuracy is counted against (None: dropped).
+RULE_CASES = [
+    ((0, 8, 1, 0, 0, 0, 0, 0, 1, 0), "happy", "happy"),        # clear majority
+    ((5, 0, 0, 5, 0, 0, 0, 0, 0, 0), None, "sad"),             # tied top: no majority; soft keeps it (first in EMOTIONS)
+    ((3, 3, 3, 0, 0, 0, 0, 0, 0, 1), None, "happy"),           # three-way tie
+    ((1, 6, 1, 0, 0, 0, 0, 0, 0, 0), "happy", "happy"),        # a tie below the top does not matter
+    ((0, 0, 0, 0, 3, 0, 0, 1, 1, 1), None, None),              # contempt + unknown + NF == top: dropped
+    ((0, 0, 0, 0, 3, 0, 0, 1, 1, 0), "angry", "angry"),        # ... one fewer: kept
+    ((1, 0, 0, 0, 2, 0, 0, 3, 0, 0), None, None),              # contempt outvotes every emotion
+    ((0, 4, 0, 0, 0, 0, 0, 0, 4, 0), None, None),              # "unknown" ties the top
+    ((0, 4, 0, 0, 0, 0, 0, 0, 3, 0), "happy", "happy"),        # "unknown" below the top
+    ((2, 2, 0, 0, 0, 0, 0, 2, 0, 0), None, None),              # tied and outvoted
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0, 10), None, None),             # not a face
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0, 0), None, None),              # no votes at all
+    ((0, 0, 0, 0, 0, 0, 1, 0, 0, 0), "fear", "fear"),          # a single vote
+    ((0, 0, 0, 0, 0, 5, 0, 0, 0, 0), "disgust", "disgust"),
+    ((0, 1, 7, 0, 0, 0, 0, 0, 0, 0), "surprise", "surprise"),
+]
+VOTE_ORDER = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear")  # the file's 7 emotion columns
+
+
+def _rule_files(tmp_path):
+    """The cases as a path-keyed votes.csv (+ a folder split with those paths) and as a fer2013new.csv
+    (+ a CSV-layout Training split)."""
+    import torch
+
+    from train.dataset import FaceDataset
+    from train.ferplus import HEADER as CSV_HEADER
+
+    n = len(RULE_CASES)
+    paths = tuple(f"train/angry/{i:05d}.png" for i in range(n))
+    keyed = tmp_path / "votes.csv"
+    keyed.write_text(HEADER + "".join(f"{p},angry,{','.join(map(str, v))},x.png,0.9\n"
+                                      for p, (v, _, _) in zip(paths, RULE_CASES)))
+    by_row = tmp_path / "fer2013new.csv"
+    by_row.write_text(",".join(CSV_HEADER) + "\n" + "".join(f"Training,fer{i:07d}.png,{','.join(map(str, v))}\n"
+                                                            for i, (v, _, _) in enumerate(RULE_CASES)))
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 48, 48).contiguous()  # image i is all i
+    labels = torch.zeros(n, dtype=torch.int64)
+    folder = FaceDataset(images, labels, "fer/train", "train", paths=paths)
+    rows = FaceDataset(images, labels, "fer2013.csv:Training", "train")
+    return keyed, folder, by_row, rows
+
+
+def _kept(data):
+    """image index -> (label name, soft row or None) of a relabelled split (image i is filled with i)."""
+    from fer_demo.model import EMOTIONS
+
+    return {int(data.images[j, 0, 0]): (EMOTIONS[int(data.labels[j])],
+                                        None if data.soft is None else data.soft[j].numpy())
+            for j in range(len(data))}
+
+
+def test_every_caller_of_the_majority_rule_agrees_on_ties_and_other_votes(tmp_path):
+    from fer_demo.model import EMOTIONS
+    from train.ferplus import relabel
+
+    keyed, folder, by_row, rows = _rule_files(tmp_path)
+    majority = {i: m for i, (_, m, _) in enumerate(RULE_CASES) if m is not None}
+    soft = {i: s for i, (_, _, s) in enumerate(RULE_CASES) if s is not None}
+
+    named = majority_labels(keyed)
+    assert named == {p: (None if m is None else EMOTIONS.index(m)) for p, (_, m, _) in zip(folder.paths, RULE_CASES)}
+    for relabelled in (relabel_folder(folder, keyed, "majority"), relabel(rows, by_row, "majority")):
+        assert {i: name for i, (name, _) in _kept(relabelled).items()} == majority
+        assert relabelled.soft is None and f"FER+ majority labels, {len(majority)} of {len(RULE_CASES)}" in relabelled.source
+    for relabelled in (relabel_folder(folder, keyed, "soft"), relabel(rows, by_row, "soft")):
+        kept = _kept(relabelled)
+        assert {i: name for i, (name, _) in kept.items()} == soft
+        for i, (_, dist) in kept.items():
+            v = np.array(RULE_CASES[i][0][:7], dtype=np.float32)
+            expect = np.array([v[VOTE_ORDER.index(e)] for e in EMOTIONS]) / v.sum()
+            np.testing.assert_allclose(dist, expect, rtol=0, atol=1e-7)
+            assert dist.dtype == np.float32

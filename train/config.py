@@ -83,6 +83,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def changed_from_defaults(self) -> list[str]:
+        """The names of the fields whose value is not this recipe's default, in field order. The
+        trainer records them with the run, so a release's card (``fer_demo.model_card``, which
+        cannot import this module) tells a setting that was given from one left at its default."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default]
+
 
 _HELP = {
     "data": "FER2013 folder root (train/, test/) or fer2013.csv",

@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 import torch
 
-from fer_demo.transforms import TrainAugment
 
 SEVERITIES = (1, 2, 3)
 
@@ -147,15 +146,18 @@ def corrupt(faces: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
 
 
 @dataclass(frozen=True)
-class PhotoAugment:
-    """Training augmentation: a share ``p`` of the faces each get one random corruption of
-    ``CORRUPTIONS`` at a random severity (uint8, before equalisation, as a camera would spoil the
-    face), then ``base`` (``TrainAugment``: geometry, light, erasing, normalisation).
+class PhotoCorrupt:
+    """Training augmentation, host side: a share ``p`` of the faces each get one random corruption
+    of ``CORRUPTIONS`` at a random severity (uint8, before equalisation, as a camera would spoil the
+    face). The corruptions are OpenCV, which works on host memory, so the trainer runs this on each
+    batch while it is still on the CPU, before the copy to the device
+    (``train.engine.train_one_epoch(corrupt=...)``); ``TrainAugment`` (geometry, light, erasing,
+    normalisation) follows on the device.
 
-    The draws come from the trainer's ``generator``, so a seed repeats an epoch exactly.
+    The draws come from the trainer's ``generator``, before ``TrainAugment``'s, so a seed repeats an
+    epoch exactly, on any device.
     """
 
-    base: TrainAugment
     p: float = 0.5
 
     def __post_init__(self) -> None:
@@ -163,18 +165,26 @@ class PhotoAugment:
             raise ValueError(f"photo_aug={self.p!r}: the share of corrupted faces must lie in [0, 1]")
 
     def __call__(self, faces: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(N, 48, 48) uint8 -> what ``base`` returns for the partly corrupted faces."""
+        """(N, 48, 48) uint8 on the CPU -> the same with the drawn faces corrupted (a new tensor when
+        any is; ``faces`` itself is never modified).
+
+        Raises:
+            ValueError: ``faces`` are not on the CPU (corrupt them before they are copied to the device).
+        """
+        if faces.device.type != "cpu":
+            raise ValueError(f"PhotoCorrupt takes the faces on the CPU (before the copy to the device), "
+                             f"got them on {faces.device}")
         n = faces.shape[0]
         hit = torch.rand(n, generator=generator) < self.p
         kind = torch.randint(len(CORRUPTIONS), (n,), generator=generator)
         severity = torch.randint(1, len(SEVERITIES) + 1, (n,), generator=generator)
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        if hit.any():
-            rng = np.random.default_rng(seed)
-            arr = faces.cpu().numpy().copy()
-            names = list(CORRUPTIONS)
-            for i in torch.nonzero(hit).flatten().tolist():
-                fn = CORRUPTIONS[names[int(kind[i])]]
-                arr[i] = fn(arr[i:i + 1], int(severity[i]), rng)[0]
-            faces = torch.from_numpy(arr).to(faces.device)
-        return self.base(faces, generator)
+        if not hit.any():
+            return faces
+        rng = np.random.default_rng(seed)
+        arr = faces.numpy().copy()
+        names = list(CORRUPTIONS)
+        for i in torch.nonzero(hit).flatten().tolist():
+            fn = CORRUPTIONS[names[int(kind[i])]]
+            arr[i] = fn(arr[i:i + 1], int(severity[i]), rng)[0]
+        return torch.from_numpy(arr)

@@ -128,7 +128,8 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
                     on_step: Callable[[EpochProgress], None] | None = None,
                     ema: torch.optim.swa_utils.AveragedModel | None = None, part: tuple[int, int] = (0, 1),
                     reduce: Callable[[list[float]], list[float]] | None = None,
-                    sync_every: int | None = None) -> EpochStats:
+                    sync_every: int | None = None,
+                    corrupt: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> EpochStats:
     """One pass over ``data`` (drops the last partial batch so BatchNorm never sees a batch of 1).
 
     ``order``: the epoch's permutation of ``data``; by default drawn from ``generator``.
@@ -143,6 +144,10 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
 
     ``sync_every``: steps between two reads of those statistics (and calls of ``on_step``);
     default 1 on a CPU, ``SYNC_EVERY`` on a GPU, where each read waits for the device.
+
+    ``corrupt``: a host step (``train.corruptions.PhotoCorrupt``) run on each global batch of uint8
+    faces on the CPU, before the copy to the device and before ``augment``; both draw from
+    ``generator``, in that order. On a CPU this is ``augment(corrupt(faces))`` exactly.
     """
     model.train()
     n = len(data)
@@ -154,9 +159,11 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
     p = start if start is not None else EpochProgress()
     p.segment_seconds, p.segment_images = 0.0, 0
     # On a GPU the faces live there and are augmented there, and the statistics are read back
-    # every few steps, so the host queues work ahead instead of waiting for every step.
+    # every few steps, so the host queues work ahead instead of waiting for every step. A host
+    # step (``corrupt``, OpenCV) keeps the faces on the CPU: each batch is corrupted there and then
+    # copied over from pinned memory without waiting, instead of a round trip device -> CPU -> device.
     on_cpu = device.type == "cpu"
-    images = data.images if on_cpu else data.images.to(device)
+    images = data.images if on_cpu or corrupt is not None else data.images.to(device)
     if sync_every is None:
         sync_every = 1 if on_cpu else SYNC_EVERY
     pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # (loss, correct, images) per step
@@ -165,7 +172,13 @@ def train_one_epoch(model: nn.Module, data: FaceDataset, optimizer: torch.optim.
     t0, c0 = time.perf_counter(), time.process_time()
     for step in bar:
         idx = order[step * batch_size : (step + 1) * batch_size]
-        x = augment(images[idx.to(images.device)], generator)
+        faces = images[idx.to(images.device)]
+        if corrupt is not None:
+            faces = corrupt(faces, generator)
+            if device.type == "cuda":
+                faces = faces.pin_memory()
+            faces = faces.to(device, non_blocking=True)
+        x = augment(faces, generator)
         y, target = data.labels[idx], data.targets(idx)
         if size > 1:
             part_of = slice(rank * share, (rank + 1) * share)

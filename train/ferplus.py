@@ -24,7 +24,7 @@ matched by position, and the Kaggle folder layout's file names do not say which 
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,37 @@ OTHER_COLUMNS = ("contempt", "unknown", "NF")
 HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
           "contempt", "unknown", "NF"]
 LABEL_MODES = ("majority", "soft")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the FER+ rule makes of N images' votes (every caller's one copy of the rule).
+
+    ``label``: int64 (N,), the emotion with the most votes (``EMOTIONS`` order; on a tie the first).
+    ``soft``: bool (N,), the votes may serve as a training distribution: the top emotion has at least
+    one vote and more votes than contempt + unknown + not-a-face together.
+    ``majority``: bool (N,), ``soft`` and the top count is not tied: ``label`` is the FER+ majority.
+    """
+
+    label: np.ndarray
+    soft: np.ndarray
+    majority: np.ndarray
+
+    def kept(self, mode: str) -> np.ndarray:
+        """The images a relabelling in ``mode`` ("majority" or "soft") keeps: bool (N,)."""
+        if mode not in LABEL_MODES:
+            raise DataError(f"Invalid FER+ label mode {mode!r}. Only {', '.join(LABEL_MODES)} are supported.")
+        return self.majority if mode == "majority" else self.soft
+
+
+def judge(votes: np.ndarray, other: np.ndarray) -> Verdict:
+    """The FER+ rule on ``votes`` ((N, 7) non-negative counts in ``EMOTIONS`` order, any numeric dtype)
+    and ``other`` ((N,) contempt + unknown + not-a-face votes). An image without votes is in neither mask."""
+    votes = np.asarray(votes).reshape(-1, len(EMOTIONS))
+    top = votes.max(axis=1, initial=0)
+    soft = (top > 0) & (np.asarray(other) < top)
+    tied = (votes == top[:, None]).sum(axis=1) > 1
+    return Verdict(label=votes.argmax(axis=1).astype(np.int64), soft=soft, majority=soft & ~tied)
 
 
 def read_votes(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,13 +117,9 @@ def relabel(data: FaceDataset, path: str | Path, mode: str = "majority") -> Face
     if len(votes) != len(data):
         raise DataError(f"{path}: {len(votes)} {CSV_SPLITS[data.split]} rows, but {data.source} has {len(data)}; "
                         "the vote file must be the one published for this fer2013.csv (same rows, same order)")
-    top = votes.max(axis=1)
-    tied = (votes == top[:, None]).sum(axis=1) > 1
-    keep = named & (top > 0) & (other < top)
-    if mode == "majority":
-        keep &= ~tied
-    idx = torch.from_numpy(np.flatnonzero(keep))
-    labels = torch.from_numpy(votes.argmax(axis=1)).index_select(0, idx)
+    verdict = judge(votes, other)
+    idx = torch.from_numpy(np.flatnonzero(named & verdict.kept(mode)))
+    labels = torch.from_numpy(verdict.label).index_select(0, idx)
     kept_votes = torch.from_numpy(votes).index_select(0, idx).to(torch.float32)
     soft = kept_votes / kept_votes.sum(dim=1, keepdim=True) if mode == "soft" else None
     return replace(data, images=data.images.index_select(0, idx), labels=labels, soft=soft,

@@ -39,7 +39,7 @@ from fer_demo.model import EMOTIONS, build_model
 from fer_demo.transforms import TrainAugment, eval_transform
 from fer_demo.weights import ModelCard, atomic_write, load_model, save_model
 from train.config import TrainConfig, config_from_dict
-from train.corruptions import PhotoAugment
+from train.corruptions import PhotoCorrupt
 from train.data import FaceDataset, load_split
 from train.distributed import World, close_world, init_world, wrap
 from train.engine import EpochProgress, evaluate, pick_cpu_precision, resolve_precision, train_one_epoch
@@ -337,11 +337,10 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    augment: TrainAugment | PhotoAugment = TrainAugment(
-        max_rotation=cfg.max_rotation, scale=(cfg.scale_min, cfg.scale_max), max_shift=cfg.max_shift,
-        erase_p=cfg.erase_p)
-    if cfg.photo_aug > 0:
-        augment = PhotoAugment(augment, cfg.photo_aug)
+    augment = TrainAugment(max_rotation=cfg.max_rotation, scale=(cfg.scale_min, cfg.scale_max),
+                           max_shift=cfg.max_shift, erase_p=cfg.erase_p)
+    # photo-like corruptions run on each batch on the CPU, before it goes to the device (OpenCV)
+    corrupt = PhotoCorrupt(cfg.photo_aug) if cfg.photo_aug > 0 else None
 
     history: list[dict] = []
     segments: list[dict] = []
@@ -370,7 +369,7 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
                      "precision": precision, "precision_measured_img_s": {k: round(v, 1) for k, v in measured.items()}, "device": str(dev), "torch": str(torch.__version__),
                      "code_version": code_version(), "host": socket.gethostname(), "processes": world.size})
 
-    run_info = {**cfg.to_dict(), "device": str(dev), "resolved_precision": precision, "fingerprints": fingerprints,
+    run_info = {**cfg.to_dict(), "changed_from_defaults": cfg.changed_from_defaults(), "device": str(dev), "resolved_precision": precision, "fingerprints": fingerprints,
                 "train_size": len(train_data), "eval_size": len(eval_data), "class_counts": counts,
                 "class_weights": [round(w, 4) for w in weights.tolist()], "torch": torch.__version__,
                 "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments,
@@ -433,7 +432,8 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
                                 cfg.batch_size, dev, precision, cfg.channels_last, scaler, cfg.grad_clip,
                                 desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress and world.is_main,
                                 order=order, start=start, on_step=on_step, ema=ema, part=(world.rank, world.size),
-                                reduce=(lambda v: world.sum(v, dev)) if world.distributed else None)
+                                reduce=(lambda v: world.sum(v, dev)) if world.distributed else None,
+                                corrupt=corrupt)
         if not world.is_main:  # rank 0 evaluates and writes; the others wait for the next epoch
             world.barrier()
             continue

@@ -6,9 +6,9 @@ copy of FER2013 has no row numbers, so its votes come keyed by path instead::
     path,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF,...
     test/angry/PublicTest_10813312.jpg,angry,3,0,0,0,6,1,0,0,0,0,...
 
-(``path`` relative to the folder root). The majority rule is ``train.ferplus``'s: the emotion with
-the most votes; no label when the top count is tied, or when contempt + unknown + not-a-face got at
-least as many votes as the top emotion.
+(``path`` relative to the folder root). The majority rule is ``train.ferplus.judge`` (one copy for
+both layouts): the emotion with the most votes; no label when the top count is tied, or when
+contempt + unknown + not-a-face got at least as many votes as the top emotion.
 
 ``relabel_folder`` gives a training split the labels to learn from: the FER+ majority, the vote
 distribution ("soft"), or a "mix" of the FER2013 label and the vote distribution.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from train.dataset import DataError, FaceDataset
-from train.ferplus import OTHER_COLUMNS, VOTE_COLUMNS
+from train.ferplus import OTHER_COLUMNS, VOTE_COLUMNS, judge
 
 
 LABEL_MODES = ("majority", "soft", "mix")
@@ -105,13 +105,11 @@ def relabel_folder(data: FaceDataset, path: str | Path, mode: str = "majority", 
         return replace(data, soft=torch.from_numpy(soft),
                        source=f"{data.source} (FER2013 labels mixed {mix:g} with FER+ votes for {int(has.sum())} "
                               f"of {n} images)")
-    top = votes.max(axis=1)
-    keep = has & (other < top)
-    if mode == "majority":
-        keep &= (votes == top[:, None]).sum(axis=1) == 1
+    verdict = judge(votes, other)  # an image without votes is in neither of its masks
+    keep = verdict.kept(mode)
     idx = torch.from_numpy(np.flatnonzero(keep))
     out = data.subset(idx, f"{data.source} (FER+ {mode} labels, {len(idx)} of {n} images)")
-    labels = torch.from_numpy(votes[keep].argmax(axis=1).astype(np.int64))
+    labels = torch.from_numpy(verdict.label[keep])
     soft = torch.from_numpy(votes[keep] / votes[keep].sum(axis=1, keepdims=True)) if mode == "soft" else None
     return replace(out, labels=labels, soft=soft)
 
@@ -122,9 +120,7 @@ def majority_labels(path: str | Path) -> dict[str, int | None]:
     Raises:
         DataError: the file is missing or lacks the vote columns, or a count is not a number.
     """
-    out: dict[str, int | None] = {}
-    for key, (votes, other) in read_vote_table(path).items():
-        top = max(votes)
-        tied = votes.count(top) > 1
-        out[key] = None if top == 0 or tied or other >= top else votes.index(top)
-    return out
+    table = read_vote_table(path)
+    votes = np.array([v for v, _ in table.values()], dtype=np.int64).reshape(-1, len(EMOTIONS))
+    verdict = judge(votes, np.array([o for _, o in table.values()], dtype=np.int64))
+    return {key: int(label) if ok else None for key, label, ok in zip(table, verdict.label, verdict.majority)}
