@@ -1,0 +1,35 @@
+"""benchmarks/weight_mix.py: mixes are parsed strictly; a soup and an ensemble of a release with itself."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from train_helpers import learnable_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import weight_mix  # noqa: E402
+
+
+def test_parse_mix_shares_and_errors():
+    assert weight_mix.parse_mix("a+b", ["a", "b"]) == {"a": 0.5, "b": 0.5}
+    assert weight_mix.parse_mix("0.3*a+0.7*b", ["a", "b"]) == {"a": 0.3, "b": 0.7}
+    with pytest.raises(SystemExit, match="unknown model"):
+        weight_mix.parse_mix("a+c", ["a", "b"])
+    with pytest.raises(SystemExit, match="sum to 0.9"):
+        weight_mix.parse_mix("0.3*a+0.6*b", ["a", "b"])
+
+
+def test_a_release_mixed_with_itself(tmp_path, release_weights):
+    data = learnable_dataset(tmp_path / "data", (0, 3, 6), n_train_per_class=8, n_test_per_class=6)
+    rows = weight_mix.main(["--data", str(data), "--model", f"a={release_weights}", "--model", f"b={release_weights}",
+                            "--soup", "a+b", "--ensemble", "0.4*a+0.6*b"])
+    by = {r["model"]: r for r in rows}
+    assert list(by) == ["a", "b", "soup a+b", "ensemble 0.4*a+0.6*b"]
+    # The ensemble of a model with itself is the model; the soup is too, but with BatchNorm
+    # statistics recomputed on these 24 made-up faces, so it only has to give a valid score.
+    assert by["ensemble 0.4*a+0.6*b"]["publictest"] == by["a"]["publictest"] == by["b"]["publictest"]
+    assert 0.0 <= by["soup a+b"]["publictest"] <= 1.0
