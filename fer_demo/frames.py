@@ -28,7 +28,7 @@ from fer_demo.align import check_rgb
 from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
-from fer_demo.quality import refusal
+from fer_demo.quality import judge, refusal
 from fer_demo.track import FaceTracker, appearance_descriptor
 
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
@@ -60,9 +60,12 @@ class FrameFace:
         label: the smoothed label, changing with hysteresis (``FaceTracker``).
         heatmap: float32 (y2 - y1, x2 - x1) in [0, 1], the CAM of this frame's most probable class
             mapped onto the box region of the frame; None without a CAM.
-        abstained: True when this frame's face failed the quality check (``fer_demo.quality``) and the
+        abstained: True when the face failed the quality check (``fer_demo.quality``) and the
             predictor abstains: ``display_label`` then says "can't read this face reliably (why)".
-        reasons: why the face is unreadable in this frame (empty when readable).
+            Size, sharpness, light and pose are this frame's; whether the expression is clear
+            (confidence, margin) is judged on the smoothed ``probabilities``, so a face between two
+            expressions does not flicker between its label and a refusal.
+        reasons: why the face is unreadable (empty when readable).
     """
 
     track_id: int
@@ -246,11 +249,24 @@ class FrameAnalyzer:
         looks = [appearance_descriptor(r.aligned_rgb) for r in results]
         for r, tr in zip(results, self.tracker.update(boxes, raw, t, appearances=looks)):
             heat = None if r.heatmap is None else heatmap_to_image(r.heatmap, r.matrix, r.box)
+            abstained, reasons = self._verdict(r, tr.probabilities)
             faces.append(FrameFace(track_id=tr.track_id, box=tr.box, probabilities=tr.probabilities,
                                    raw_probabilities=tr.raw.astype(np.float32), label=self.classes[tr.label],
-                                   heatmap=heat, abstained=bool(r.abstained),
-                                   reasons=() if r.quality is None else r.quality.reasons))
+                                   heatmap=heat, abstained=abstained, reasons=reasons))
         return FrameResult(index=index, t=t, faces=faces, detected=detected, seconds=seconds, classes=self.classes)
+
+
+    def _verdict(self, r, smoothed: np.ndarray) -> tuple[bool, tuple[str, ...]]:
+        # This frame's measurements of the face (size, sharpness, light, pose), but "no clear
+        # expression" judged on the smoothed probabilities the label comes from: a face between two
+        # expressions would otherwise flicker between its label and a refusal from frame to frame.
+        q = r.quality
+        if q is None:
+            return bool(r.abstained), ()
+        runner_up, top = np.sort(np.asarray(smoothed, dtype=np.float64))[-2:]
+        readable, reasons = judge(q.face_px, q.sharpness, q.brightness, q.detection_score, q.yaw, float(top),
+                                  float(top - runner_up), q.thresholds)
+        return self.predictor.abstain and not readable, reasons
 
 
 def annotate_frame(frame: np.ndarray, result: FrameResult, classes: Sequence[str],

@@ -168,3 +168,42 @@ def test_the_tag_on_a_webcam_frame_is_big_enough_to_read_on_a_phone():
     column = drawn[:200, 205]  # above the box, through the tag's filled background
     tag_rows = np.flatnonzero((column != 255).any(axis=1))
     assert tag_rows.size >= 480 / 16, tag_rows.size
+
+
+def test_a_clear_expression_is_judged_on_the_smoothed_probabilities(predictor):
+    from types import SimpleNamespace
+
+    from fer_demo.quality import assess
+
+    rng = np.random.default_rng(0)
+    face = np.clip(128 + rng.normal(0, 40, (48, 48)), 0, 255).astype(np.uint8)  # sharp, mid-grey
+    # This frame alone: a near tie (margin 0.01), so the frame's own verdict is a refusal.
+    frame_quality = assess(face, None, None, 1.0, 0.40, 0.01, predictor.quality_thresholds)
+    assert not frame_quality.readable
+    r = SimpleNamespace(quality=frame_quality, abstained=True)
+    analyzer = FrameAnalyzer(predictor)
+    clear = np.array([0.7, 0.02, 0.03, 0.1, 0.05, 0.05, 0.05])
+    tied = np.array([0.40, 0.02, 0.03, 0.39, 0.06, 0.05, 0.05])
+    assert analyzer._verdict(r, clear) == (False, ())
+    assert analyzer._verdict(r, tied) == (True, ("no clear expression",))
+    # A blurred frame stays refused whatever the smoothed probabilities say.
+    blurred = SimpleNamespace(quality=assess(np.full((48, 48), 90, np.uint8), None, None, 1.0, 0.7, 0.6,
+                                             predictor.quality_thresholds), abstained=True)
+    assert analyzer._verdict(blurred, clear) == (True, ("blurred",))
+    # Abstention off: never abstained, the reasons still said.
+    off = FrameAnalyzer(Predictor(predictor.classifier.weights_path, detector=predictor.detector, abstain=False))
+    assert off._verdict(r, tied) == (False, ("no clear expression",))
+
+
+def test_each_tracked_face_gets_the_smoothed_verdict(predictor, frames, monkeypatch):
+    analyzer = FrameAnalyzer(predictor)
+    seen = []
+
+    def verdict(r, smoothed):
+        seen.append(np.asarray(smoothed).copy())
+        return True, ("from the smoothed probabilities",)
+
+    monkeypatch.setattr(analyzer, "_verdict", verdict)
+    face = analyzer.process(frames[0], t=0.0).faces[0]
+    assert face.abstained and face.reasons == ("from the smoothed probabilities",)
+    assert np.allclose(seen[0], face.probabilities)
