@@ -23,8 +23,8 @@ FERNet as trained) on all of PublicTest (top-1 agreement, largest probability di
 >= 0.98. ``--faces`` counts the faces each side's detector finds on the examples, on
 ``../shared/data/sfew-dev`` and on 300 PublicTest faces upscaled to 192x192 (no face may be lost).
 Each side runs as its ``Predictor`` does by default, which is what its app runs: this checkout's
-classifier network on ``fer_demo.limits.NETWORK_THREADS`` threads (set per call, for the calling
-thread), the detector and the baseline on torch's default. Timings are wall-clock; the load average is
+detector and classifier network on ``fer_demo.limits.ANALYSIS_THREADS`` threads (set per call, for the
+calling thread), the baseline's on torch's default. Timings are wall-clock; the load average is
 printed with them. ``--threads N`` sets torch's thread count in both workers (the network's own
 setting still applies on top); on a machine busy with other work ``--threads 1`` keeps two OpenMP
 threads per worker from waiting on each other, but it is not how the app runs.
@@ -111,8 +111,9 @@ def worker(root: Path, threads: int | None) -> int:
     fast = getattr(predictor.classifier, "fast", None)
     info = {"faces": found, "threads": torch.get_num_threads(),
             "precision": getattr(predictor.classifier, "precision", "reference"),
-            # the classifier's own thread count (fer_demo.limits.NETWORK_THREADS), where it has one
-            "network_threads": getattr(fast, "threads", None)}
+            # the analysis steps' own thread counts (fer_demo.limits.ANALYSIS_THREADS), where they have them
+            "network_threads": getattr(fast, "threads", None),
+            "detector_threads": getattr(predictor.detector, "threads", None)}
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         case = line.strip()
@@ -278,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{command}")
     print(f"baseline {commit[:10]} ({args.baseline}) against this checkout {head}{' + uncommitted changes' if dirty else ''}; "
           f"median ms of {args.repeats} interleaved rounds after {args.warmup} warm-up")
-    net = {side: w.info.get("network_threads") or "torch's" for side, w in sides.items()}
+    net = {side: f"detector {w.info.get('detector_threads') or 'torch default'}, "
+              f"network {w.info.get('network_threads') or 'torch default'}" for side, w in sides.items()}
     print(f"CPUs: {os.cpu_count()}, torch threads: baseline {sides['baseline'].info['threads']}, "
-          f"this {sides['this'].info['threads']}; classifier network threads: baseline {net['baseline']}, "
+          f"this {sides['this'].info['threads']}; threads per step: baseline {net['baseline']}; "
           f"this {net['this']}; precision: this {sides['this'].info['precision']}; "
           f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print(f"faces found: baseline {sides['baseline'].info['faces']}, this {sides['this'].info['faces']}\n")

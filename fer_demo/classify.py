@@ -71,7 +71,7 @@ class EmotionClassifier:
         model: the reference ``FERNet`` in eval mode (shared with ``fer_demo.explain.Explainer``).
         fast: the ``FastNet`` that ``predict`` runs (pass it to ``Explainer(..., fast=...)``), or
             None with ``precision="reference"``. Its passes run on ``fast.threads`` CPU threads
-            (``limits.NETWORK_THREADS``), set for the calling thread only.
+            (``limits.ANALYSIS_THREADS``), set for the calling thread only.
         card: its ``ModelCard``; ``classes`` are the emotion names in output order.
         lock: held while ``model`` runs. An ``Explainer`` on the same model must share it
             (``Explainer(model, layer, lock=classifier.lock)``): while a CAM is computed the

@@ -22,10 +22,10 @@ and ``Explainer`` run:
   float32). At batch 1 this network is bound by reading its 20M weights; half the bytes is most of
   the win. ``precision="auto"`` picks bf16 only where the CPU has native bf16 instructions, fp32
   elsewhere;
-- ``threads``: the network runs on ``fer_demo.limits.NETWORK_THREADS`` (1) CPU threads, set for the
+- ``threads``: the network runs on ``fer_demo.limits.ANALYSIS_THREADS`` (1) CPU threads, set for the
   calling thread only (``fer_demo.threads.intra_op_threads``; ``EmotionClassifier`` and ``Explainer``
-  enter ``FastNet.threads_scope()`` around their passes). At batch 1 a second thread gains nothing here
-  and on a busy machine costs (see ``limits.NETWORK_THREADS``).
+  enter ``FastNet.threads_scope()`` around their passes). At batch 1 a second thread gains nothing
+  here on a quiet machine and costs on a busy one (see ``limits.ANALYSIS_THREADS``).
 
 The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) is tested in
 ``tests/test_fastnet.py`` and measured on all of PublicTest by ``benchmarks/speed.py --agreement``.
@@ -125,14 +125,14 @@ class FastNet(nn.Module):
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``resolve_precision``).
         packed: run the convolutions as ``PackedConv2d``; None (default): where available on a CPU.
         threads: CPU threads its passes run on (``threads_scope``), for the calling thread only;
-            default ``limits.NETWORK_THREADS``; None: torch's own setting.
+            default ``limits.ANALYSIS_THREADS``; None: torch's own setting.
 
     ``forward(x)``: float32 (N, 1, 40, 40) normalised faces -> float32 logits (N, C), like ``FERNet``.
     ``head(x)``: the CAM layer's activations, float32 (N, 512, 5, 5), computed without autograd.
     """
 
     def __init__(self, model: FERNet, split_layer: str, precision: str = "auto", packed: bool | None = None,
-                 threads: int | None = limits.NETWORK_THREADS) -> None:
+                 threads: int | None = limits.ANALYSIS_THREADS) -> None:
         super().__init__()
         if threads is not None and int(threads) < 1:
             raise ValueError(f"threads={threads} must be at least 1 (or None: torch's own setting)")

@@ -53,13 +53,15 @@ MIN_FACE_FRAC = 1 / 12
 # copy; alignment and the classifier read the original photo. 0 turns it off.
 DETECT_AUTOCONTRAST_CUTOFF = 1.0
 
-# CPU threads the classifier network (``fer_demo.fastnet.FastNet``, with and without Grad-CAM) runs on,
-# set for the calling thread only (``fer_demo.threads.intra_op_threads``); the detector keeps torch's
-# default (both cores). At batch 1 the bf16 network on its 40x40 input gains nothing from a second
-# thread on a quiet 2-core machine (same milliseconds, interleaved in one process), and on a busy one
-# (a browser on the same cores, a second request, other work) its two OpenMP threads wait on each
-# other; on one thread the other core stays free. None: torch's default.
-NETWORK_THREADS: int | None = 1
+# CPU threads each analysis step runs on: the detector (``fer_demo.detect.FaceDetector``) and the
+# classifier network with or without Grad-CAM (``fer_demo.fastnet.FastNet``), set around each call for
+# the calling thread only (``fer_demo.threads.intra_op_threads``; torch's process-wide setting is left
+# alone). One thread, because: at batch 1 the bf16 network gains nothing from a second one on a quiet
+# 2-core machine, and on a busy one (a browser on the same cores, a second request, anything else)
+# two OpenMP threads per step wait on each other: measured 4-8x slower than one thread, interleaved
+# in one process, with other work on the cores (README, speed section). A second request, or the
+# visitor's own browser, gets the other core. None: torch's default (all cores).
+ANALYSIS_THREADS: int | None = 1
 
 # --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
 # An uploaded file is deleted from disk as soon as the request that analyses it has read it.

@@ -173,7 +173,7 @@ def test_passes_run_on_the_network_threads(random_net, release_weights, monkeypa
     n_tail = sum(isinstance(m, PackedConv2d) for m in fast.tail.modules())
     assert len(seen) == n_convs + n_tail and set(seen) == {1}  # the tail's backward ran under it too
     classifier = EmotionClassifier(release_weights, precision="fp32")
-    assert classifier.fast.threads == limits.NETWORK_THREADS
+    assert classifier.fast.threads == limits.ANALYSIS_THREADS
     classifier.fast.threads = 1
     seen.clear()
     classifier.predict(random_faces(3))
