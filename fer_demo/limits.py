@@ -102,6 +102,13 @@ LIVE_CONCURRENCY = 1
 # between re-read the last detection's faces (~10 ms). At 20 frames/s: a fresh detection 6-7 times
 # a second.
 LIVE_DETECT_EVERY = 3
+# The webcam size the Live tab asks the browser for (width, height: ``getUserMedia``'s "ideal"
+# constraints; a camera that cannot gives its nearest). The browser scales, mirrors and JPEG-encodes
+# every streamed frame at this size, the server decodes and analyses it, and the annotated frame comes
+# back at it. A face in a webcam is large, so 320x240 loses none (MTCNN's 20 px smallest face is 1/12
+# of it), and the browser's work per frame is a quarter of 640x480's: with Chromium on the same two
+# cores, 640x480 answered 8-10 frames/s and 320x240 14-19 (benchmarks/live.py, README speed section).
+LIVE_CAPTURE = (320, 240)
 # Frames larger than this (longer side, px) are scaled down before anything else.
 LIVE_MAX_SIDE = 640
 # A frame this long after the previous one starts a new stream (fresh tracks and detection).

@@ -213,6 +213,11 @@ def test_the_tab_sends_frames_faster_than_the_floor_and_lets_the_server_set_the_
     assert stream.time_limit == limits.LIVE_TIME_LIMIT_S
     text = live_tab.limits_text()
     assert f"Up to {1 / limits.LIVE_STREAM_EVERY_S:.0f} frames a second" in text
+    # The browser is asked for the small capture size (it scales, mirrors and encodes every frame).
+    webcam = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "live-webcam")
+    video = webcam.webcam_options.constraints["video"]
+    assert (video["width"]["ideal"], video["height"]["ideal"]) == limits.LIVE_CAPTURE
+    assert f"webcam at {limits.LIVE_CAPTURE[0]}x{limits.LIVE_CAPTURE[1]}" in text
 
 
 @pytest.fixture
