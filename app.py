@@ -270,9 +270,8 @@ def kept_files(demo: gr.Blocks) -> set[str]:
     return kept
 
 
-# A 2-vCPU Space: one analysis runs on one core (limits.ANALYSIS_THREADS); the other is left to a live
-# stream (its own concurrency group), the video tab or the visitor's browser. A second concurrent
-# photo analysis would double the peak memory for little gain. One at a time;
+# A 2-vCPU Space: one analysis already keeps both cores busy (torch intra-op threads), so a second
+# concurrent one would only halve the speed of both and double the peak memory. One at a time;
 # up to 16 requests wait in line (at ~0.2-0.4 s each, the last waits a few seconds), more are told
 # the app is busy. benchmarks/load.py measures it.
 QUEUE = dict(default_concurrency_limit=1, max_size=16)

@@ -22,9 +22,10 @@ FERNet as trained) on all of PublicTest (top-1 agreement, largest probability di
 300 faces' Grad-CAM heatmaps (Spearman rank correlation): issue 21 asks for >= 99.5%, <= 0.02 and
 >= 0.98. ``--faces`` counts the faces each side's detector finds on the examples, on
 ``../shared/data/sfew-dev`` and on 300 PublicTest faces upscaled to 192x192 (no face may be lost).
-Each side runs as its ``Predictor`` does by default, which is what its app runs: this checkout's
-detector and classifier network on ``fer_demo.limits.ANALYSIS_THREADS`` threads (set per call, for the
-calling thread), the baseline's on torch's default. Timings are wall-clock; the load average is
+Each side runs as its ``Predictor`` does by default, which is what its app's photo tab runs: this
+checkout's detector and classifier network on ``fer_demo.limits.ANALYSIS_THREADS`` threads (set per
+call, for the calling thread; None: torch's default), the baseline's on torch's default. The header
+prints both. Timings are wall-clock; the load average is
 printed with them. ``--threads N`` sets torch's thread count in both workers (the network's own
 setting still applies on top); on a machine busy with other work ``--threads 1`` keeps two OpenMP
 threads per worker from waiting on each other, but it is not how the app runs.

@@ -22,10 +22,10 @@ and ``Explainer`` run:
   float32). At batch 1 this network is bound by reading its 20M weights; half the bytes is most of
   the win. ``precision="auto"`` picks bf16 only where the CPU has native bf16 instructions, fp32
   elsewhere;
-- ``threads``: the network runs on ``fer_demo.limits.ANALYSIS_THREADS`` (1) CPU threads, set for the
-  calling thread only (``fer_demo.threads.intra_op_threads``; ``EmotionClassifier`` and ``Explainer``
-  enter ``FastNet.threads_scope()`` around their passes). At batch 1 a second thread gains nothing
-  here on a quiet machine and costs on a busy one (see ``limits.ANALYSIS_THREADS``).
+- ``threads``: the network runs on ``threads`` CPU threads (default ``fer_demo.limits.ANALYSIS_THREADS``:
+  None, torch's default), set for the calling thread only (``fer_demo.threads.intra_op_threads``;
+  ``EmotionClassifier`` and ``Explainer`` enter ``FastNet.threads_scope()`` around their passes). Two
+  threads are faster on a quiet machine, one on a busy one (see ``limits.ANALYSIS_THREADS``).
 
 The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) is tested in
 ``tests/test_fastnet.py`` and measured on all of PublicTest by ``benchmarks/speed.py --agreement``.

@@ -15,10 +15,11 @@ The OpenMP runtime is the one torch answers to (a process may hold several: scik
 own ``libgomp``). Where none is found (torch without OpenMP, not Linux) the block runs with torch's
 threads unchanged; ``available()`` says which.
 
-Why: the serving classifier (``fer_demo.fastnet.FastNet``, bf16 oneDNN with packed weights) works on
-one face's 40x40 input and 5x5 maps; splitting that between two threads costs more in
-synchronisation than it gains (``benchmarks/speed.py``; the numbers are in the README's speed
-section), while the detector's larger pyramid maps do gain from two.
+Why: two OpenMP threads per step are faster on a quiet 2-core machine, but when the cores are shared
+(a browser on the same machine, a second request, other work) they wait on each other and one thread
+is many times faster (``limits.ANALYSIS_THREADS``, ``limits.LIVE_THREADS``; numbers in the README's
+speed section). The live stream runs its frames on one thread this way, without touching the photo
+requests served meanwhile on other threads.
 """
 
 from __future__ import annotations
