@@ -59,7 +59,7 @@ DETECT_AUTOCONTRAST_CUTOFF = 1.0
 # alone). None: torch's default (both cores), for photos and videos: on a quiet 2-core machine two
 # threads are 1.2-1.4x faster than one per step (benchmarks/speed.py, this setting against 1). On a
 # busy machine it is the other way round, by far: with other work on both cores two OpenMP threads
-# per step wait on each other, and one thread was 10-25x faster (README, speed section); set 1 there.
+# per step wait on each other, and one thread was 10-28x faster (README, speed section); set 1 there.
 ANALYSIS_THREADS: int | None = None
 
 # --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
