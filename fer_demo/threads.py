@@ -108,7 +108,7 @@ def current() -> int | None:
 
 @contextlib.contextmanager
 def intra_op_threads(n: int | None) -> Iterator[None]:
-    """Run the block with at most ``n`` OpenMP (and MKL) threads in the calling thread; None: unchanged.
+    """Run the block with ``n`` OpenMP (and MKL) threads in the calling thread; None: unchanged.
 
     Only the calling thread's counts change, and they are restored on exit (also on an exception), so
     concurrent callers with other counts, and threads that start using torch meanwhile, are unaffected.
