@@ -18,7 +18,9 @@ number in it and the number the camera is showing at that moment: their differen
 glass-to-glass latency (camera frame to its annotated frame on screen) at the video's frame
 interval (50 ms). Reports, per mode: the frames answered (shown) per second, the frames the
 browser sent (POSTs to ``/stream/``), latency p50 and p90, and the first 10 s against the last
-10 s (answered frames/s and latency p50: it must not slow down). With ``--photos`` another visitor
+10 s (answered frames/s and latency p50: it must not slow down), and the share of the machine's CPU
+(all cores = 100%) that Chromium's processes, the app's server process and everything else used while
+it streamed (``/proc``; the browser shares the cores with the server here, as a visitor's would not). With ``--photos`` another visitor
 sends a photo to ``/predict`` every 2 s meanwhile: its latency alone (5 before the stream) and
 while someone streams.
 
@@ -219,6 +221,36 @@ def photo_latencies(url: str, stop: threading.Event | None = None, every_s: floa
     return times
 
 
+def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (command line, CPU seconds so far) for every process of this machine (Linux ``/proc``;
+    {} elsewhere)."""
+    out: dict[int, tuple[str, float]] = {}
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        out[int(entry.name)] = (cmd, (int(fields[11]) + int(fields[12])) / hz)
+    return out
+
+
+def cpu_shares(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float,
+               app_pid: int | None) -> dict:
+    """Share of the machine's CPU (all cores = 100%) each group used between two snapshots: the browser
+    (Chromium's processes), the app's server process, everything else."""
+    used = {"browser": 0.0, "server": 0.0, "other": 0.0}
+    for pid, (cmd, t) in after.items():
+        delta = t - before.get(pid, (cmd, 0.0))[1] if pid in before else t
+        if pid not in before and delta > 0.05 * seconds * (os.cpu_count() or 1):
+            delta = 0.0  # started meanwhile with a history we cannot split: not counted
+        group = "server" if pid == app_pid else "browser" if "chrom" in cmd or "headless_shell" in cmd else "other"
+        used[group] += max(0.0, delta)
+    total = seconds * (os.cpu_count() or 1)
+    return {f"cpu_{k}_pct": round(100 * v / total) for k, v in used.items()}
+
+
 def window_stats(shown: list[dict], lat: list[tuple[float, float]], t_from: float, t_to: float) -> dict:
     """Answered frames/s and latency p50 (ms) among the frames shown between ``t_from`` and ``t_to`` (ms)."""
     n = sum(t_from <= s["t"] < t_to for s in shown)
@@ -228,7 +260,7 @@ def window_stats(shown: list[dict], lat: list[tuple[float, float]], t_from: floa
 
 
 def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHROMIUM, photos: bool = False,
-                    show_cam: bool = False, edge_s: float = 10.0) -> dict:
+                    show_cam: bool = False, edge_s: float = 10.0, app_pid: int | None = None) -> dict:
     """Stream for ``seconds`` from the fake webcam playing ``video``; latency and rates as the page sees them.
 
     ``show_cam``: with the heatmap overlay (the Live tab's checkbox) instead of labels only. ``edge_s``:
@@ -259,11 +291,15 @@ def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHRO
             # The clock starts at the first answered frame (the first analysis may load lazily).
             page.locator("#live-frame .fer-live-frame").wait_for(timeout=300_000)
             t0 = page.evaluate("performance.now()")
+            cpu0, wall0 = cpu_seconds_by_process(), time.monotonic()
             if photos:
                 other = threading.Thread(target=lambda: during.extend(photo_latencies(url, stop)))
                 other.start()
             time.sleep(seconds)
+            cpu = cpu_shares(cpu0, cpu_seconds_by_process(), time.monotonic() - wall0, app_pid)
             data = page.evaluate("window.__live")
+            camera = page.evaluate("(() => { const v = document.querySelector('#live-webcam video');"
+                                   " return v ? [v.videoWidth, v.videoHeight] : null; })()")
             t1 = page.evaluate("performance.now()")
         finally:
             if photos:
@@ -279,7 +315,7 @@ def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHRO
     span_s = (t1 - t0) / 1000
     edge_ms = 1000 * min(edge_s, span_s / 2)
     first, last = window_stats(shown, lat_t, t0, t0 + edge_ms), window_stats(shown, lat_t, t1 - edge_ms, t1)
-    return {"mode": "labels + CAM" if show_cam else "labels", "seconds": round(span_s, 1),
+    return {"mode": "labels + CAM" if show_cam else "labels", "seconds": round(span_s, 1), "camera": camera,
             "frames_sent": len(sent), "sent_per_s": round(len(sent) / span_s, 2),
             "frames_shown": len(shown), "shown_per_s": round(len(shown) / span_s, 2),
             "latency_frames_read": len(lat),
@@ -288,6 +324,7 @@ def browser_latency(url: str, video: Path, seconds: float, chromium: Path = CHRO
             "edge_s": round(edge_ms / 1000, 1),
             "first_shown_per_s": first["shown_per_s"], "last_shown_per_s": last["shown_per_s"],
             "first_latency_median_ms": first["latency_median_ms"], "last_latency_median_ms": last["latency_median_ms"],
+            **cpu,
             "photo_alone_median_ms": round(1000 * statistics.median(alone)) if alone else None,
             "photo_while_streaming_median_ms": round(1000 * statistics.median(during)) if photos and during else None,
             "photo_while_streaming_max_ms": round(1000 * max(during)) if photos and during else None}
@@ -339,7 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
                 url = args.url or f"http://localhost:{port}/"
                 for show_cam in (False, True):
                     results["browser"].append(browser_latency(url, video, args.seconds, photos=args.photos,
-                                                              show_cam=show_cam))
+                                                              show_cam=show_cam,
+                                                              app_pid=None if proc is None else proc.pid))
             finally:
                 if proc is not None:
                     proc.terminate()
@@ -347,12 +385,13 @@ def main(argv: list[str] | None = None) -> dict:
         results["load_end"] = round(os.getloadavg()[0], 1)
         print(f"\nbrowser, fake camera at {VIDEO_FPS} frames/s, a frame sent every {limits.LIVE_STREAM_EVERY_S:g} s "
               f"at most; load average {results['load_start']} at the start, {results['load_end']} at the end")
-        print("| mode | s | sent/s | answered/s | p50 ms | p90 ms | first/last 10 s: answered/s | p50 ms |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| mode (camera) | s | sent/s | answered/s | p50 ms | p90 ms | first/last 10 s: answered/s | p50 ms "
+              "| CPU: browser / server / other |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in results["browser"]:
-            print(f"| {b['mode']} | {b['seconds']:.0f} | {b['sent_per_s']} | {b['shown_per_s']} | {b['latency_median_ms']} "
+            print(f"| {b['mode']} ({'x'.join(map(str, b['camera'] or ['?']))}) | {b['seconds']:.0f} | {b['sent_per_s']} | {b['shown_per_s']} | {b['latency_median_ms']} "
                   f"| {b['latency_p90_ms']} | {b['first_shown_per_s']} / {b['last_shown_per_s']} "
-                  f"| {b['first_latency_median_ms']} / {b['last_latency_median_ms']} |")
+                  f"| {b['first_latency_median_ms']} / {b['last_latency_median_ms']} "
+                  f"| {b['cpu_browser_pct']}% / {b['cpu_server_pct']}% / {b['cpu_other_pct']}% |")
             if b.get("photo_alone_median_ms"):
                 print(f"  a photo on /predict (Grad-CAM): {b['photo_alone_median_ms']} ms alone, "
                       f"{b['photo_while_streaming_median_ms']} ms (max {b['photo_while_streaming_max_ms']} ms) "

@@ -22,9 +22,13 @@ FERNet as trained) on all of PublicTest (top-1 agreement, largest probability di
 300 faces' Grad-CAM heatmaps (Spearman rank correlation): issue 21 asks for >= 99.5%, <= 0.02 and
 >= 0.98. ``--faces`` counts the faces each side's detector finds on the examples, on
 ``../shared/data/sfew-dev`` and on 300 PublicTest faces upscaled to 192x192 (no face may be lost).
-Timings are wall-clock; the load average is printed with them. On a machine busy with other work,
-pass ``--threads 1``: two OpenMP threads per worker on two busy cores wait on each other and the
-timings (of both sides) swing by seconds; on a quiet machine leave torch's default.
+Each side runs as its ``Predictor`` does by default, which is what its app's photo tab runs: this
+checkout's detector and classifier network on ``fer_demo.limits.ANALYSIS_THREADS`` threads (set per
+call, for the calling thread; None: torch's default), the baseline's on torch's default. The header
+prints both. Timings are wall-clock; the load average is
+printed with them. ``--threads N`` sets torch's thread count in both workers (the network's own
+setting still applies on top); on a machine busy with other work ``--threads 1`` keeps two OpenMP
+threads per worker from waiting on each other, but it is not how the app runs.
 """
 
 from __future__ import annotations
@@ -105,8 +109,12 @@ def worker(root: Path, threads: int | None) -> int:
         "classify only, 1 face": lambda: predictor.classifier.predict(gray),
         "detect 640x480": lambda: predictor.detector.detect(photos[(640, 480)]),
     }
+    fast = getattr(predictor.classifier, "fast", None)
     info = {"faces": found, "threads": torch.get_num_threads(),
-            "precision": getattr(predictor.classifier, "precision", "reference")}
+            "precision": getattr(predictor.classifier, "precision", "reference"),
+            # the analysis steps' own thread counts (fer_demo.limits.ANALYSIS_THREADS), where they have them
+            "network_threads": getattr(fast, "threads", None),
+            "detector_threads": getattr(predictor.detector, "threads", None)}
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         case = line.strip()
@@ -272,8 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{command}")
     print(f"baseline {commit[:10]} ({args.baseline}) against this checkout {head}{' + uncommitted changes' if dirty else ''}; "
           f"median ms of {args.repeats} interleaved rounds after {args.warmup} warm-up")
+    net = {side: f"detector {w.info.get('detector_threads') or 'torch default'}, "
+              f"network {w.info.get('network_threads') or 'torch default'}" for side, w in sides.items()}
     print(f"CPUs: {os.cpu_count()}, torch threads: baseline {sides['baseline'].info['threads']}, "
-          f"this {sides['this'].info['threads']}; precision: this {sides['this'].info['precision']}; "
+          f"this {sides['this'].info['threads']}; threads per step: baseline {net['baseline']}; "
+          f"this {net['this']}; precision: this {sides['this'].info['precision']}; "
           f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print(f"faces found: baseline {sides['baseline'].info['faces']}, this {sides['this'].info['faces']}\n")
     print("| case | baseline ms | this ms | speed-up | floor | |")

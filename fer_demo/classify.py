@@ -12,6 +12,7 @@ fp32 ``FERNet`` as trained, the path the fast one is tested against.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -69,7 +70,8 @@ class EmotionClassifier:
     Attributes:
         model: the reference ``FERNet`` in eval mode (shared with ``fer_demo.explain.Explainer``).
         fast: the ``FastNet`` that ``predict`` runs (pass it to ``Explainer(..., fast=...)``), or
-            None with ``precision="reference"``.
+            None with ``precision="reference"``. Its passes run on ``fast.threads`` CPU threads
+            (``limits.ANALYSIS_THREADS``), set for the calling thread only.
         card: its ``ModelCard``; ``classes`` are the emotion names in output order.
         lock: held while ``model`` runs. An ``Explainer`` on the same model must share it
             (``Explainer(model, layer, lock=classifier.lock)``): while a CAM is computed the
@@ -117,7 +119,8 @@ class EmotionClassifier:
         n, k = faces.shape[0], len(self.classes)
         if n == 0:
             return np.zeros((0, k), dtype=np.float32)
-        with self.lock, torch.inference_mode():
+        threads = contextlib.nullcontext() if self.fast is None else self.fast.threads_scope()
+        with self.lock, threads, torch.inference_mode():
             views = tta_views(torch.from_numpy(faces), tta)  # (V, N, 1, 40, 40)
             v = views.shape[0]
             net = self.model if self.fast is None else self.fast

@@ -27,6 +27,7 @@ from facenet_pytorch import MTCNN
 from PIL import Image, ImageOps
 
 from fer_demo import limits, mtcnn
+from fer_demo.threads import intra_op_threads
 
 # MTCNN's own default smallest face (px in the image it runs on). Smaller values upsample
 # the image for the first pyramid level, which is slow and finds mostly noise.
@@ -73,6 +74,9 @@ class FaceDetector:
         autocontrast: percentage (0-49) of darkest and brightest pixels clipped when the detection
             copy's contrast is stretched (``limits.DETECT_AUTOCONTRAST_CUTOFF``); 0 = no stretch.
         device: torch device for the three small networks.
+        threads: CPU threads MTCNN runs on, set for the calling thread only
+            (``fer_demo.threads.intra_op_threads``); default ``limits.ANALYSIS_THREADS``; None:
+            torch's own setting.
 
     ``detect`` is thread-safe (one call at a time runs MTCNN).
     """
@@ -85,7 +89,11 @@ class FaceDetector:
         min_score: float = MIN_SCORE,
         device: str | torch.device = "cpu",
         autocontrast: float = limits.DETECT_AUTOCONTRAST_CUTOFF,
+        threads: int | None = limits.ANALYSIS_THREADS,
     ) -> None:
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads={threads} must be at least 1 (or None: torch's own setting)")
+        self.threads = None if threads is None else int(threads)
         if not 0.0 <= autocontrast < 50.0:
             raise ValueError(f"autocontrast={autocontrast} must be a percentage in [0, 50)")
         self.autocontrast = float(autocontrast)
@@ -162,7 +170,7 @@ class FaceDetector:
         if min(det_w, det_h) < min_face:
             return []  # no face of the smallest size fits (MTCNN itself fails on such images)
         net = self._mtcnn
-        with self._lock, torch.inference_mode():
+        with self._lock, intra_op_threads(self.threads), torch.inference_mode():
             found, points = mtcnn.detect_face(np.asarray(small), min_face, net.pnet, net.rnet, net.onet,
                                               self.thresholds, net.factor)
         faces = []

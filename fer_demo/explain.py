@@ -154,7 +154,7 @@ class Explainer:
         # Note: BaseCAM.__exit__ swallows IndexError (it prints it); targets are checked
         # above, and a missing result is caught below.
         if self.fast is not None:
-            with self.lock, torch.inference_mode(False), torch.enable_grad():
+            with self.lock, self.fast.threads_scope(), torch.inference_mode(False), torch.enable_grad():
                 x = eval_transform(torch.from_numpy(faces)).to(self.device)
                 activations = self.fast.head(x).requires_grad_(True)
                 with tail_cam(CAM_METHODS[method])(model=self.fast.tail, target_layers=[self.fast.tail.cam]) as cam:

@@ -21,7 +21,11 @@ and ``Explainer`` run:
   packed (eager bf16 convolution backward measured slower than fp32's, so unpacked the tail stays
   float32). At batch 1 this network is bound by reading its 20M weights; half the bytes is most of
   the win. ``precision="auto"`` picks bf16 only where the CPU has native bf16 instructions, fp32
-  elsewhere.
+  elsewhere;
+- ``threads``: the network runs on ``threads`` CPU threads (default ``fer_demo.limits.ANALYSIS_THREADS``:
+  None, torch's default), set for the calling thread only (``fer_demo.threads.intra_op_threads``;
+  ``EmotionClassifier`` and ``Explainer`` enter ``FastNet.threads_scope()`` around their passes). Two
+  threads are faster on a quiet machine, one on a busy one (see ``limits.ANALYSIS_THREADS``).
 
 The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) is tested in
 ``tests/test_fastnet.py`` and measured on all of PublicTest by ``benchmarks/speed.py --agreement``.
@@ -29,14 +33,17 @@ The agreement with the reference (top-1, probabilities, heatmaps on PublicTest) 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from fer_demo import limits
 from fer_demo.model import INPUT_SIZE, FERNet
 from fer_demo.packedconv import pack_convolutions, packed_convolution_available
+from fer_demo.threads import intra_op_threads
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -117,13 +124,19 @@ class FastNet(nn.Module):
         split_layer: name of a module of ``model.features`` (the card's ``cam_target_layer``).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``resolve_precision``).
         packed: run the convolutions as ``PackedConv2d``; None (default): where available on a CPU.
+        threads: CPU threads its passes run on (``threads_scope``), for the calling thread only;
+            default ``limits.ANALYSIS_THREADS``; None: torch's own setting.
 
     ``forward(x)``: float32 (N, 1, 40, 40) normalised faces -> float32 logits (N, C), like ``FERNet``.
     ``head(x)``: the CAM layer's activations, float32 (N, 512, 5, 5), computed without autograd.
     """
 
-    def __init__(self, model: FERNet, split_layer: str, precision: str = "auto", packed: bool | None = None) -> None:
+    def __init__(self, model: FERNet, split_layer: str, precision: str = "auto", packed: bool | None = None,
+                 threads: int | None = limits.ANALYSIS_THREADS) -> None:
         super().__init__()
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads={threads} must be at least 1 (or None: torch's own setting)")
+        self.threads = None if threads is None else int(threads)
         prefix = "features."
         if not split_layer.startswith(prefix) or not split_layer[len(prefix):].isdigit():
             raise ValueError(f"split layer {split_layer!r} must be a layer of model.features, e.g. 'features.35'")
@@ -156,6 +169,11 @@ class FastNet(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()
+
+    def threads_scope(self) -> contextlib.AbstractContextManager[None]:
+        """Context for a pass (forward, or a CAM's forward and backward): ``threads`` CPU threads in the
+        calling thread, restored on exit; other threads are unaffected (``fer_demo.threads``)."""
+        return intra_op_threads(self.threads)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

@@ -53,6 +53,15 @@ MIN_FACE_FRAC = 1 / 12
 # copy; alignment and the classifier read the original photo. 0 turns it off.
 DETECT_AUTOCONTRAST_CUTOFF = 1.0
 
+# CPU threads each analysis step runs on: the detector (``fer_demo.detect.FaceDetector``) and the
+# classifier network with or without Grad-CAM (``fer_demo.fastnet.FastNet``), set around each call for
+# the calling thread only (``fer_demo.threads.intra_op_threads``; torch's process-wide setting is left
+# alone). None: torch's default (both cores), for photos and videos: on a quiet 2-core machine two
+# threads are 1.2-1.4x faster than one per step (benchmarks/speed.py, this setting against 1). On a
+# busy machine it is the other way round, by far: with other work on both cores two OpenMP threads
+# per step wait on each other, and one thread was 10-28x faster (README, speed section); set 1 there.
+ANALYSIS_THREADS: int | None = None
+
 # --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
 # An uploaded file is deleted from disk as soon as the request that analyses it has read it.
 # Its bytes stay in memory (never on disk) this long after their last use, so the same photo can
@@ -92,6 +101,18 @@ LIVE_CONCURRENCY = 1
 # between re-read the last detection's faces (~10 ms). At 20 frames/s: a fresh detection 6-7 times
 # a second.
 LIVE_DETECT_EVERY = 3
+# The webcam size the Live tab asks the browser for (width, height: ``getUserMedia``'s "ideal"
+# constraints; a camera that cannot gives its nearest). The browser scales, mirrors and JPEG-encodes
+# every streamed frame at this size, the server decodes and analyses it, and the annotated frame comes
+# back at it. A face in a webcam is large, so 320x240 loses none (MTCNN's 20 px smallest face is 1/12
+# of it), and the browser's work per frame is a quarter of 640x480's: with Chromium on the same two
+# cores, 640x480 answered 8-12 frames/s and 320x240 14-19 (benchmarks/live.py, README speed section).
+LIVE_CAPTURE = (320, 240)
+# CPU threads a live frame's analysis runs on (``fer_demo.live.LiveSession``; the calling thread only,
+# see ANALYSIS_THREADS). A stream shares the cores with the visitor's browser where both run on one
+# machine, and with photo requests: measured with Chromium on the same two cores (benchmarks/live.py,
+# 320x240), one thread answered 19.2 / 16.5 frames/s (labels / heatmap) against 16.4 / 13.8 with two.
+LIVE_THREADS: int | None = 1
 # Frames larger than this (longer side, px) are scaled down before anything else.
 LIVE_MAX_SIDE = 640
 # A frame this long after the previous one starts a new stream (fresh tracks and detection).

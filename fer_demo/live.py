@@ -41,6 +41,7 @@ from fer_demo import limits
 from fer_demo.align import check_rgb
 from fer_demo.explain import DEFAULT_CAM
 from fer_demo.frames import FrameAnalyzer, FrameFace, FrameResult, annotate_frame
+from fer_demo.threads import intra_op_threads
 from fer_demo.track import FaceTracker
 
 # Labels are averaged over about this many seconds (the tracker's exponential moving average) ...
@@ -145,12 +146,18 @@ class LiveSession:
         reset_after_s: a frame coming this long after the previous one starts a new stream.
         clock: seconds, monotonic (a fake one in tests).
         analyzer_factory: ``FrameAnalyzer``'s signature; a fake one in tests.
+        threads: CPU threads a frame's analysis and drawing run on (``limits.LIVE_THREADS``), set for the
+            calling thread only (``fer_demo.threads.intra_op_threads``); None: the predictor's own.
     """
 
     def __init__(self, predictor, detect_every: int = limits.LIVE_DETECT_EVERY,
                  max_side: int = limits.LIVE_MAX_SIDE, reset_after_s: float = limits.LIVE_RESET_AFTER_S,
                  clock: Callable[[], float] = time.monotonic,
-                 analyzer_factory: Callable[..., FrameAnalyzer] = FrameAnalyzer) -> None:
+                 analyzer_factory: Callable[..., FrameAnalyzer] = FrameAnalyzer,
+                 threads: int | None = limits.LIVE_THREADS) -> None:
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads={threads} must be at least 1 (or None: the predictor's own)")
+        self.threads = None if threads is None else int(threads)
         self.predictor = predictor
         self.detect_every, self.max_side, self.reset_after_s = int(detect_every), int(max_side), reset_after_s
         self.clock = clock
@@ -205,12 +212,13 @@ class LiveSession:
                 self.reset()
             if self._start is None:
                 self._start = t
-            frame = fit_frame(frame, self.max_side)
-            analyzer = self._analyzer_for(show_cam)
-            result = analyzer.process(frame, t - self._start)
-            followed = pick_face(result.faces, follow)
-            history = self.tracker.history(followed.track_id) if followed is not None else []
-            image = annotate_frame(frame, result, analyzer.classes, show_cam=show_cam)
+            with intra_op_threads(self.threads):
+                frame = fit_frame(frame, self.max_side)
+                analyzer = self._analyzer_for(show_cam)
+                result = analyzer.process(frame, t - self._start)
+                followed = pick_face(result.faces, follow)
+                history = self.tracker.history(followed.track_id) if followed is not None else []
+                image = annotate_frame(frame, result, analyzer.classes, show_cam=show_cam)
             self._answered.append(t)
             while self._answered and t - self._answered[0] > FPS_WINDOW_S:
                 self._answered.popleft()

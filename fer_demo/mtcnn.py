@@ -112,6 +112,29 @@ def stage_crops(resampler: AreaResampler, boxes: torch.Tensor, size: int) -> tup
     return normalise(crops), valid
 
 
+def refine(resampler: AreaResampler, net: nn.Module, boxes: torch.Tensor, image_inds: torch.Tensor, size: int,
+           threshold: float, score_output: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """One refinement stage as facenet-pytorch runs it (R-Net: ``size`` 24, O-Net: 48): every candidate's
+    ``size`` x ``size`` crop (``stage_crops``; empty crops dropped) through ``net``, and the candidates whose
+    face probability (column 1 of output ``score_output``) is above ``threshold`` kept, with it as score.
+
+    Returns:
+        (boxes (M, 5): x1, y1, x2, y2 of the kept candidates and their score; their image indices (M,);
+        ``net``'s outputs for them, each (M, ...), or None when no candidate was left to run).
+    """
+    if len(boxes) > 0:
+        im_data, valid = stage_crops(resampler, boxes, size)
+        keep = torch.from_numpy(valid)
+        boxes, image_inds = boxes[keep], image_inds[keep]
+    if len(boxes) == 0:
+        return boxes, image_inds, None
+    out = run_batched(net, im_data)
+    score = out[score_output][:, 1]
+    ipass = score > threshold
+    boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
+    return boxes, image_inds[ipass], tuple(o[ipass] for o in out)
+
+
 def detect_face(image: np.ndarray, minsize: float, pnet: nn.Module, rnet: nn.Module, onet: nn.Module,
                 threshold: tuple[float, float, float], factor: float = FACTOR) -> tuple[np.ndarray, np.ndarray]:
     """Faces in one uint8 (H, W, 3) RGB image: facenet-pytorch's ``detect_face`` for a single image.
@@ -166,20 +189,10 @@ def detect_face(image: np.ndarray, minsize: float, pnet: nn.Module, rnet: nn.Mod
     boxes = torch.stack([qq1, qq2, qq3, qq4, boxes[:, 4]]).permute(1, 0)
     boxes = rerec(boxes)
 
-    # Second stage: R-Net on every candidate's 24x24 crop.
-    if len(boxes) > 0:
-        im_data, valid = stage_crops(resampler, boxes, 24)
-        keep = torch.from_numpy(valid)
-        boxes, image_inds = boxes[keep], image_inds[keep]
-    if len(boxes) > 0:
-        out = run_batched(rnet, im_data)
-        out0 = out[0].permute(1, 0)
-        out1 = out[1].permute(1, 0)
-        score = out1[1, :]
-        ipass = score > threshold[1]
-        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
-        image_inds = image_inds[ipass]
-        mv = out0[:, ipass].permute(1, 0)
+    # Second stage: R-Net on every candidate's 24x24 crop: scores and box regression.
+    boxes, image_inds, out = refine(resampler, rnet, boxes, image_inds, 24, threshold[1], score_output=1)
+    if out is not None:
+        mv = out[0]
         pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
         boxes = bbreg(boxes, mv)
@@ -187,26 +200,13 @@ def detect_face(image: np.ndarray, minsize: float, pnet: nn.Module, rnet: nn.Mod
 
     # Third stage: O-Net on 48x48 crops: scores, box regression, landmarks.
     points = torch.zeros(0, 5, 2)
-    if len(boxes) > 0:
-        im_data, valid = stage_crops(resampler, boxes, 48)
-        keep = torch.from_numpy(valid)
-        boxes, image_inds = boxes[keep], image_inds[keep]
-    if len(boxes) > 0:
-        out = run_batched(onet, im_data)
-        out0 = out[0].permute(1, 0)
-        out1 = out[1].permute(1, 0)
-        out2 = out[2].permute(1, 0)
-        score = out2[1, :]
-        points = out1
-        ipass = score > threshold[2]
-        points = points[:, ipass]
-        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
-        image_inds = image_inds[ipass]
-        mv = out0[:, ipass].permute(1, 0)
+    boxes, image_inds, out = refine(resampler, onet, boxes, image_inds, 48, threshold[2], score_output=2)
+    if out is not None:
+        mv, landmarks = out[0], out[1].permute(1, 0)  # landmarks: (10, M), x then y
         w_i = boxes[:, 2] - boxes[:, 0] + 1
         h_i = boxes[:, 3] - boxes[:, 1] + 1
-        points_x = w_i.repeat(5, 1) * points[:5, :] + boxes[:, 0].repeat(5, 1) - 1
-        points_y = h_i.repeat(5, 1) * points[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
+        points_x = w_i.repeat(5, 1) * landmarks[:5, :] + boxes[:, 0].repeat(5, 1) - 1
+        points_y = h_i.repeat(5, 1) * landmarks[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
         points = torch.stack((points_x, points_y)).permute(2, 1, 0)
         boxes = bbreg(boxes, mv)
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from fer_demo import limits
+from fer_demo import limits, mtcnn, threads
 from fer_demo.detect import MTCNN_MIN_FACE_PX, Face, FaceDetector
 from fer_demo.io import load_image
 from example_photos import EXAMPLES, FACE_COUNTS
@@ -142,10 +142,30 @@ def test_rejects_non_rgb_input(detector, bad):
 
 
 @pytest.mark.parametrize("kwargs", [{"max_side": 10}, {"min_face_frac": 1.5}, {"thresholds": (0.6, 0.7)},
-                                    {"min_score": 2.0}])
+                                    {"min_score": 2.0}, {"threads": 0}])
 def test_invalid_settings(kwargs):
     with pytest.raises(ValueError):
         FaceDetector(**kwargs)
+
+
+@pytest.mark.skipif(not threads.available(), reason="torch runs without an OpenMP runtime here")
+def test_mtcnn_runs_on_the_analysis_threads(photos, monkeypatch):
+    """MTCNN's networks run with ``threads`` in the calling thread; the caller's count is back after."""
+    seen: list[int | None] = []
+    run = mtcnn.detect_face
+
+    def recording(*args, **kwargs):
+        seen.append(threads.current())
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(mtcnn, "detect_face", recording)
+    before = threads.current()
+    default = FaceDetector()
+    assert default.threads == limits.ANALYSIS_THREADS
+    photo = photos[sorted(FACE_COUNTS)[0]]
+    FaceDetector(threads=1).detect(photo)
+    FaceDetector(threads=None).detect(photo)
+    assert seen == [1, before] and threads.current() == before
 
 
 def stock_mtcnn_detect(detector: FaceDetector, image: Image.Image) -> list[tuple[np.ndarray, float]]:

@@ -17,7 +17,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from conftest import IN_CI, ROOT
-from fer_demo import fastnet
+from fer_demo import fastnet, limits, threads
 from fer_demo.classify import EmotionClassifier
 from fer_demo.explain import CAM_METHODS, Explainer
 from fer_demo.fastnet import FastNet, fold_batchnorm, resolve_precision
@@ -148,6 +148,42 @@ def test_bad_arguments(random_net, monkeypatch):
         FastNet(random_net, "features.99", "fp32")
     with pytest.raises(ValueError, match="Invalid precision"):
         EmotionClassifier(precision="int4")
+
+
+@pytest.mark.skipif(not threads.available() or not packed_convolution_available(torch.float32),
+                    reason="needs torch's OpenMP runtime and oneDNN's packed convolutions")
+def test_passes_run_on_the_network_threads(random_net, release_weights, monkeypatch):
+    """Every convolution of a classification and of a CAM (forward and backward) runs with the
+    FastNet's ``threads`` in the calling thread; the caller's own count is back afterwards."""
+    seen: list[int | None] = []
+    run = PackedConv2d.run
+
+    def recording(*args, **kwargs):
+        seen.append(threads.current())
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(PackedConv2d, "run", staticmethod(recording))
+    before = threads.current()
+    assert before is not None
+    fast = FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=True, threads=1)
+    assert fast.threads == 1
+    seen.clear()
+    Explainer(random_net, fast=fast).explain_with_probabilities(random_faces(2), [3, 0], "gradcam")
+    n_convs = sum(isinstance(m, PackedConv2d) for m in fast.modules())
+    n_tail = sum(isinstance(m, PackedConv2d) for m in fast.tail.modules())
+    assert len(seen) == n_convs + n_tail and set(seen) == {1}  # the tail's backward ran under it too
+    classifier = EmotionClassifier(release_weights, precision="fp32")
+    assert classifier.fast.threads == limits.ANALYSIS_THREADS
+    classifier.fast.threads = 1
+    seen.clear()
+    classifier.predict(random_faces(3))
+    assert seen and set(seen) == {1}
+    assert threads.current() == before
+    seen.clear()
+    FastNet(random_net, CAM_TARGET_LAYER, "fp32", packed=True, threads=None).eval()(torch.zeros(1, 1, 40, 40))
+    assert set(seen) == {before}  # None: torch's own setting
+    with pytest.raises(ValueError, match="threads=0"):
+        FastNet(random_net, CAM_TARGET_LAYER, "fp32", threads=0)
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 from stream_helpers import StreamClient, stream_dependency
 
+from fer_demo import limits, threads
 from fer_demo.frames import FrameFace, FrameResult
 from fer_demo.live import (
     SMOOTHING_S,
@@ -213,6 +214,11 @@ def test_the_tab_sends_frames_faster_than_the_floor_and_lets_the_server_set_the_
     assert stream.time_limit == limits.LIVE_TIME_LIMIT_S
     text = live_tab.limits_text()
     assert f"Up to {1 / limits.LIVE_STREAM_EVERY_S:.0f} frames a second" in text
+    # The browser is asked for the small capture size (it scales, mirrors and encodes every frame).
+    webcam = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "live-webcam")
+    video = webcam.webcam_options.constraints["video"]
+    assert (video["width"]["ideal"], video["height"]["ideal"]) == limits.LIVE_CAPTURE
+    assert f"webcam at {limits.LIVE_CAPTURE[0]}x{limits.LIVE_CAPTURE[1]}" in text
 
 
 @pytest.fixture
@@ -269,6 +275,27 @@ def test_pick_face_follows_the_asked_face_else_the_largest():
     assert pick_face([small, large], 1) is small
     assert pick_face([small, large], 7) is large  # not in view: the largest
     assert pick_face([]) is None
+
+
+@pytest.mark.skipif(not threads.available(), reason="torch runs without an OpenMP runtime here")
+def test_a_frame_is_analysed_on_the_live_threads(fake_analyzer, monkeypatch):
+    """The analysis runs with ``LiveSession.threads`` in the calling thread (limits.LIVE_THREADS by
+    default); the caller's own count is back afterwards."""
+    seen = []
+    process = FakeAnalyzer.process
+
+    def recording(self, frame, t, index=None):
+        seen.append(threads.current())
+        return process(self, frame, t, index)
+
+    monkeypatch.setattr(FakeAnalyzer, "process", recording)
+    before = threads.current()
+    assert fake_session().threads == limits.LIVE_THREADS
+    fake_session(threads=1).process(photo_frame("astronaut.jpg", (64, 48)), t=0.0)
+    fake_session(threads=None).process(photo_frame("astronaut.jpg", (64, 48)), t=0.0)
+    assert seen == [1, before] and threads.current() == before
+    with pytest.raises(ValueError, match="threads=0"):
+        fake_session(threads=0)
 
 
 def test_fit_frame_scales_down_only():

@@ -86,7 +86,9 @@ def _count(n: int) -> str:
 def limits_text() -> str:
     """The tab's limits and queue settings, in words."""
     per_s = 1 / limits.LIVE_STREAM_EVERY_S
-    return (f"Up to {per_s:.0f} frames a second are sent (at most {limits.LIVE_MAX_SIDE} px); when the server is "
+    w, h = limits.LIVE_CAPTURE
+    return (f"Up to {per_s:.0f} frames a second are sent, the webcam at {w}x{h} (at most "
+            f"{limits.LIVE_MAX_SIDE} px are analysed); when the server is "
             "slower, it skips to the newest frame rather than fall behind. The face detector runs on every "
             f"{ordinal(limits.LIVE_DETECT_EVERY)} frame, the frames between re-read the faces where it found them. "
             f"On this shared 2-core server {_count(limits.LIVE_CONCURRENCY)} streams at a time; others wait in line "
@@ -204,7 +206,8 @@ def build_live_tab(predictor) -> LiveHandler:
                 sources=["webcam"], streaming=True, type="numpy", image_mode="RGB", label="Webcam",
                 elem_id="live-webcam", height=300,
                 webcam_options=gr.WebcamOptions(mirror=True, constraints={
-                    "video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}))
+                    "video": {"width": {"ideal": limits.LIVE_CAPTURE[0]},
+                              "height": {"ideal": limits.LIVE_CAPTURE[1]}}}))
             show_cam = gr.Checkbox(False, label=f"Show what the model looks at ({LIVE_CAM} heatmap, slower)",
                                    elem_id="live-cam")
             follow = gr.Number(0, precision=0, minimum=0, label="Follow face number",
