@@ -55,6 +55,17 @@ def parse_mix(text: str, names: list[str]) -> dict[str, float]:
     return mix
 
 
+def load_states(paths: dict[str, str]) -> tuple[dict[str, dict[str, torch.Tensor]], torch.nn.Module]:
+    """({name: float32 state dict}, a model to load them into). The states are copies: loading one
+    into the model never changes another (a float32 model's ``state_dict()`` shares its tensors)."""
+    states, model = {}, None
+    for name, path in paths.items():
+        m, _ = load_model(Path(path).expanduser())
+        states[name] = {k: t.detach().float().clone() for k, t in m.state_dict().items()}
+        model = m if model is None else model
+    return states, model
+
+
 def photo_faces(photos: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(uint8 (N, 48, 48) largest face per photo as the classifier sees it, labels (N,), found (N,) bool)."""
     from fer_demo.pipeline import Predictor
@@ -99,10 +110,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--ensemble", action="append", default=[], metavar="MIX")
     args = p.parse_args(argv)
 
-    paths = dict(m.split("=", 1) for m in args.model)
-    loaded = {n: load_model(Path(v).expanduser()) for n, v in paths.items()}
-    states = {n: {k: t.float() for k, t in m.state_dict().items()} for n, (m, _) in loaded.items()}
-    model = next(iter(loaded.values()))[0]
+    states, model = load_states(dict(m.split("=", 1) for m in args.model))
     test = load_split(args.data, "test", progress=False)
     x_test, y_test = eval_transform(torch.as_tensor(test.images)), np.asarray(test.labels)
     fp = ferplus_majority(args.data, args.votes) if args.votes else None

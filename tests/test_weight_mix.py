@@ -33,3 +33,19 @@ def test_a_release_mixed_with_itself(tmp_path, release_weights):
     # statistics recomputed on these 24 made-up faces, so it only has to give a valid score.
     assert by["ensemble 0.4*a+0.6*b"]["publictest"] == by["a"]["publictest"] == by["b"]["publictest"]
     assert 0.0 <= by["soup a+b"]["publictest"] <= 1.0
+
+
+def test_loaded_states_are_copies(tmp_path, release_weights):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({k: (t * 0.5 if t.is_floating_point() else t) for k, t in load_file(release_weights).items()}, other)
+    shutil.copy(release_weights.with_suffix(".json"), other.with_suffix(".json"))
+    states, model = weight_mix.load_states({"a": str(release_weights), "b": str(other)})
+    before = {k: t.clone() for k, t in states["a"].items()}
+    model.load_state_dict(states["b"])  # what scoring model b does
+    assert all(torch.equal(before[k], states["a"][k]) for k in before)
+    assert not all(torch.equal(states["a"][k], states["b"][k]) for k in before)
