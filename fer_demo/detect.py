@@ -27,7 +27,7 @@ from facenet_pytorch import MTCNN
 from PIL import Image, ImageOps
 
 from fer_demo import limits, mtcnn
-from fer_demo.threads import intra_op_threads
+from fer_demo.threads import check_count, intra_op_threads
 
 # MTCNN's own default smallest face (px in the image it runs on). Smaller values upsample
 # the image for the first pyramid level, which is slow and finds mostly noise.
@@ -91,9 +91,7 @@ class FaceDetector:
         autocontrast: float = limits.DETECT_AUTOCONTRAST_CUTOFF,
         threads: int | None = limits.ANALYSIS_THREADS,
     ) -> None:
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads={threads} must be at least 1 (or None: torch's own setting)")
-        self.threads = None if threads is None else int(threads)
+        self.threads = check_count(threads)
         if not 0.0 <= autocontrast < 50.0:
             raise ValueError(f"autocontrast={autocontrast} must be a percentage in [0, 50)")
         self.autocontrast = float(autocontrast)

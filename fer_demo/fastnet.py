@@ -43,7 +43,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from fer_demo import limits
 from fer_demo.model import INPUT_SIZE, FERNet
 from fer_demo.packedconv import pack_convolutions, packed_convolution_available
-from fer_demo.threads import intra_op_threads
+from fer_demo.threads import check_count, intra_op_threads
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -134,9 +134,7 @@ class FastNet(nn.Module):
     def __init__(self, model: FERNet, split_layer: str, precision: str = "auto", packed: bool | None = None,
                  threads: int | None = limits.ANALYSIS_THREADS) -> None:
         super().__init__()
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads={threads} must be at least 1 (or None: torch's own setting)")
-        self.threads = None if threads is None else int(threads)
+        self.threads = check_count(threads)
         prefix = "features."
         if not split_layer.startswith(prefix) or not split_layer[len(prefix):].isdigit():
             raise ValueError(f"split layer {split_layer!r} must be a layer of model.features, e.g. 'features.35'")

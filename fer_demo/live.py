@@ -41,7 +41,7 @@ from fer_demo import limits
 from fer_demo.align import check_rgb
 from fer_demo.explain import DEFAULT_CAM
 from fer_demo.frames import FrameAnalyzer, FrameFace, FrameResult, annotate_frame
-from fer_demo.threads import intra_op_threads
+from fer_demo.threads import check_count, intra_op_threads
 from fer_demo.track import FaceTracker
 
 # Labels are averaged over about this many seconds (the tracker's exponential moving average) ...
@@ -155,9 +155,7 @@ class LiveSession:
                  clock: Callable[[], float] = time.monotonic,
                  analyzer_factory: Callable[..., FrameAnalyzer] = FrameAnalyzer,
                  threads: int | None = limits.LIVE_THREADS) -> None:
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads={threads} must be at least 1 (or None: the predictor's own)")
-        self.threads = None if threads is None else int(threads)
+        self.threads = check_count(threads, "the predictor's own")
         self.predictor = predictor
         self.detect_every, self.max_side, self.reset_after_s = int(detect_every), int(max_side), reset_after_s
         self.clock = clock

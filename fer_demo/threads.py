@@ -106,6 +106,19 @@ def current() -> int | None:
     return None if openmp is None else int(openmp.omp_get_max_threads())
 
 
+def check_count(n: int | None, none_means: str = "torch's own setting") -> int | None:
+    """``n`` as an int, or None; the one check every ``threads=`` argument goes through.
+
+    Raises:
+        ValueError: ``n`` below 1.
+    """
+    if n is None:
+        return None
+    if int(n) < 1:
+        raise ValueError(f"threads={n} must be at least 1 (or None: {none_means})")
+    return int(n)
+
+
 @contextlib.contextmanager
 def intra_op_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` OpenMP (and MKL) threads in the calling thread; None: unchanged.
@@ -117,11 +130,10 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
     Raises:
         ValueError: ``n`` below 1.
     """
+    n = check_count(n)
     if n is None:
         yield
         return
-    if int(n) < 1:
-        raise ValueError(f"thread count {n} must be at least 1 (or None: torch's own)")
     openmp, mkl = _libraries()
     if openmp is None:
         yield

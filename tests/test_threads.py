@@ -126,3 +126,14 @@ def test_finds_torchs_openmp_runtime_among_others():
         lib.omp_set_num_threads.argtypes = [ctypes.c_int]
         assert not threads._drives_torch(lib)
     assert threads._drives_torch(ours)
+
+
+def test_every_threads_argument_is_checked_the_same_way():
+    from fer_demo.detect import FaceDetector
+    from fer_demo.live import LiveSession
+
+    assert threads.check_count(None) is None and threads.check_count(2.0) == 2
+    with pytest.raises(ValueError, match=r"threads=0 must be at least 1 \(or None: torch's own setting\)"):
+        FaceDetector(threads=0)
+    with pytest.raises(ValueError, match=r"threads=-1 must be at least 1 \(or None: the predictor's own\)"):
+        LiveSession(predictor=None, threads=-1)
