@@ -50,7 +50,7 @@ CAM_METHODS = {
 # The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
 # benchmarks/cam_faithfulness.py and the export; a test keeps the two in step): the app's, the live
 # overlay's and the video tab's default.
-DEFAULT_CAM = "gradcam"
+DEFAULT_CAM = "hirescam"
 
 
 @functools.lru_cache(maxsize=None)

@@ -52,7 +52,8 @@ class QualityThresholds:
     # The margin predicts a wrong answer better than the confidence: on sfew-dev's 325 faces the least
     # confident fifth were read right 23% of the time, the fifth with the smallest margin 22%; at the same
     # floors, confidence >= 0.30 answered 70.8% at +3.9 points, margin >= 0.03 73.5% at +5.3
-    # (benchmarks/selective.py, the release of 2026-12-02; docs/real_photos.md). The confidence floor
+    # (benchmarks/selective.py, on the half-FER+ fine-tune of 2026-12-02; docs/real_photos.md). With the
+    # quarter-FER+ release shipped after it the same floors give +3.4 at 72.9%. The confidence floor
     # is lowered where the margin floor already refuses every face it would.
     min_confidence: float = 0.20
     min_margin: float = 0.03
