@@ -242,7 +242,7 @@ def cpu_shares(before: dict[int, tuple[str, float]], after: dict[int, tuple[str,
     (Chromium's processes), the app's server process, everything else."""
     used = {"browser": 0.0, "server": 0.0, "other": 0.0}
     for pid, (cmd, t) in after.items():
-        delta = t - before.get(pid, (cmd, 0.0))[1] if pid in before else t
+        delta = t - before[pid][1] if pid in before else t
         if pid not in before and delta > 0.05 * seconds * (os.cpu_count() or 1):
             delta = 0.0  # started meanwhile with a history we cannot split: not counted
         group = "server" if pid == app_pid else "browser" if "chrom" in cmd or "headless_shell" in cmd else "other"

@@ -28,7 +28,7 @@ from fer_demo.align import check_rgb
 from fer_demo.colours import FACE_COLOURS, rgb
 from fer_demo.detect import Face
 from fer_demo.pipeline import REGION_MIN_HEAT, Predictor, blend, heatmap_to_image
-from fer_demo.quality import judge, refusal
+from fer_demo.quality import confidence_and_margin, judge, refusal
 from fer_demo.track import FaceTracker, appearance_descriptor
 
 # Detector every this many frames by default: at ~10-15 webcam frames/s a face is re-detected
@@ -255,7 +255,6 @@ class FrameAnalyzer:
                                    heatmap=heat, abstained=abstained, reasons=reasons))
         return FrameResult(index=index, t=t, faces=faces, detected=detected, seconds=seconds, classes=self.classes)
 
-
     def _verdict(self, r, smoothed: np.ndarray) -> tuple[bool, tuple[str, ...]]:
         # This frame's measurements of the face (size, sharpness, light, pose), but "no clear
         # expression" judged on the smoothed probabilities the label comes from: a face between two
@@ -263,9 +262,8 @@ class FrameAnalyzer:
         q = r.quality
         if q is None:
             return bool(r.abstained), ()
-        runner_up, top = np.sort(np.asarray(smoothed, dtype=np.float64))[-2:]
-        readable, reasons = judge(q.face_px, q.sharpness, q.brightness, q.detection_score, q.yaw, float(top),
-                                  float(top - runner_up), q.thresholds)
+        readable, reasons = judge(q.face_px, q.sharpness, q.brightness, q.detection_score, q.yaw,
+                                  *confidence_and_margin(np.asarray(smoothed, dtype=np.float64)), q.thresholds)
         return self.predictor.abstain and not readable, reasons
 
 

@@ -10,10 +10,9 @@ that trained the model appears in it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 

@@ -24,7 +24,7 @@ from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
 from fer_demo.explain import CAM_METHODS, Explainer
 from fer_demo.io import ImageSource, load_image
-from fer_demo.quality import DEFAULT_THRESHOLDS, FaceQuality, QualityThresholds, assess
+from fer_demo.quality import DEFAULT_THRESHOLDS, FaceQuality, QualityThresholds, assess, confidence_and_margin
 
 # Weight of the heatmap colour when drawn over a face (0 = photo only, 1 = heatmap only).
 HEATMAP_ALPHA = 0.45
@@ -391,8 +391,8 @@ class Predictor:
         box = int_box(face.box, rgb.shape[1], rgb.shape[0])
         order = np.argsort(-probs, kind="stable")
         k, k2 = int(order[0]), int(order[1])
-        quality = assess(al.gray, al.matrix, face.landmarks, float(face.score), float(probs[k]),
-                         float(probs[k] - probs[k2]), self.quality_thresholds)
+        quality = assess(al.gray, al.matrix, face.landmarks, float(face.score), *confidence_and_margin(probs),
+                         self.quality_thresholds)
         overlay = region = None
         if heatmap is not None and overlays:
             size = al.rgb.shape[0]

@@ -111,6 +111,13 @@ class FaceQuality:
         return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
 
+def confidence_and_margin(probabilities) -> tuple[float, float]:
+    """(top probability, top minus the runner-up's) of one face's probabilities (1-D, >= 2 classes):
+    the two numbers "no clear expression" is judged on."""
+    runner_up, top = np.sort(np.asarray(probabilities).ravel())[-2:]
+    return float(top), float(top - runner_up)  # the difference in the probabilities' own precision
+
+
 def refusal(reasons: tuple[str, ...] | list[str]) -> str:
     """The words shown instead of an expression: "can't read this face reliably (too small (31 px), blurred)"."""
     return f"{UNREADABLE} ({', '.join(reasons)})"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from example_photos import EXAMPLES
-from fer_demo.quality import UNREADABLE, QualityThresholds, assess, judge, pose, sharpness
+from fer_demo.quality import UNREADABLE, QualityThresholds, assess, confidence_and_margin, judge, pose, sharpness
 
 
 def textured_face() -> np.ndarray:
@@ -56,6 +56,11 @@ def test_judge_refuses_a_near_tie_once_and_leaves_an_unknown_margin_unjudged():
     assert judge(100, 0.5, 120, 0.99, 5, 0.25, 0.04, t) == (False, ("no clear expression",))  # one reason for both
     assert judge(100, 0.5, 120, 0.99, 5, 0.45, 0.05, t) == (True, ())
     assert judge(100, 0.5, 120, 0.99, 5, 0.45, None, t) == (True, ())
+
+
+def test_confidence_and_margin_of_one_face():
+    assert confidence_and_margin([0.1, 0.5, 0.3, 0.1]) == pytest.approx((0.5, 0.2))
+    assert confidence_and_margin(np.array([[0.45, 0.45, 0.1]], np.float32)) == (pytest.approx(0.45), 0.0)
 
 
 def test_assess_face_size_from_the_alignment_matrix():

@@ -369,7 +369,8 @@ def _fit(cfg: TrainConfig, resume: bool, device: str | None, world: World) -> di
                      "precision": precision, "precision_measured_img_s": {k: round(v, 1) for k, v in measured.items()}, "device": str(dev), "torch": str(torch.__version__),
                      "code_version": code_version(), "host": socket.gethostname(), "processes": world.size})
 
-    run_info = {**cfg.to_dict(), "changed_from_defaults": cfg.changed_from_defaults(), "device": str(dev), "resolved_precision": precision, "fingerprints": fingerprints,
+    run_info = {**cfg.to_dict(), "changed_from_defaults": cfg.changed_from_defaults(), "device": str(dev),
+                "resolved_precision": precision, "fingerprints": fingerprints,
                 "train_size": len(train_data), "eval_size": len(eval_data), "class_counts": counts,
                 "class_weights": [round(w, 4) for w in weights.tolist()], "torch": torch.__version__,
                 "code_version": code_version(), "hardware": hardware.to_dict(), "segments": segments,

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fer_demo.quality import QualityThresholds, assess, judge
+from fer_demo.quality import QualityThresholds, assess, confidence_and_margin, judge
 
 CONFIDENCES = np.round(np.arange(0.0, 0.96, 0.025), 3)
 MARGINS = np.round(np.arange(0.0, 0.301, 0.01), 3)
@@ -104,9 +104,8 @@ def publictest_selective(faces: np.ndarray, labels: np.ndarray, probs: np.ndarra
     faces, labels, probs = np.asarray(faces), np.asarray(labels), np.asarray(probs)
     if not (len(faces) == len(labels) == len(probs)):
         raise ValueError(f"faces, labels and probs differ in length: {len(faces)}, {len(labels)}, {len(probs)}")
-    top2 = np.sort(probs, axis=1)[:, -2:]  # (N, 2): runner-up, top
-    quality = [assess(f, None, None, 1.0, float(t[1]), float(t[1] - t[0]), thresholds).to_dict()
-               for f, t in zip(faces, top2)]
+    quality = [assess(f, None, None, 1.0, *confidence_and_margin(p), thresholds).to_dict()
+               for f, p in zip(faces, probs)]
     return curves(quality, probs.argmax(axis=1) == labels, thresholds)
 
 
