@@ -10,9 +10,11 @@ scored face's quality measurements, ``fer_demo.quality``) and PublicTest (the cl
 For each set it draws risk-coverage curves (coverage = share of faces answered, accuracy on the
 answered ones) for (a) the calibrated confidence alone, swept, and (b) the quality floors of
 ``fer_demo.quality.DEFAULT_THRESHOLDS`` (size, sharpness, brightness, pose, detector score) with the
-confidence floor swept on top; and it reports the operating point of ``DEFAULT_THRESHOLDS`` itself:
-its coverage, the accuracy on the answered faces, and the accuracy on all faces found (abstention
-off). On the photos it also gives the figures over *all* photos (a photo without a face counted as
+confidence floor swept on top, (c) the margin floor swept instead; and it reports the operating point
+of the release's own thresholds (``fer_demo.quality.card_thresholds`` of ``--weights``: the floors its
+card chose): its coverage, the accuracy on the answered faces, and the accuracy on all faces found
+(abstention off). On the photos it also prints what ``train.selective.choose`` would choose on them
+and how that choice does on films it was not chosen on (``train.selective.cross_validate``). On the photos it also gives the figures over *all* photos (a photo without a face counted as
 not answered). The measuring is ``train.selective``, shared with ``python -m train robustness``.
 Writes the curves and the points as JSON (``--out``) and a PNG plot (``--plot``).
 """
@@ -30,13 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_demo.model import EMOTIONS  # noqa: E402
-from fer_demo.quality import DEFAULT_THRESHOLDS, QualityThresholds  # noqa: E402
-from train.selective import photo_selective, publictest_selective  # noqa: E402
+from fer_demo.quality import DEFAULT_THRESHOLDS, QualityThresholds, card_thresholds  # noqa: E402
+from fer_demo.weights import card_path  # noqa: E402
+from train.selective import photo_choice, photo_selective, publictest_selective  # noqa: E402
 
 def photo_set(path: Path, thresholds: QualityThresholds) -> dict:
     """Curves for the faces in a ``real_photos.py`` JSON, plus the point over all photos."""
-    out = photo_selective(json.loads(path.read_text())["records"], thresholds)
+    records = json.loads(path.read_text())["records"]
+    out = photo_selective(records, thresholds)
     out["source"] = str(path)
+    out["would_choose"] = photo_choice(records, DEFAULT_THRESHOLDS)[1]
     return out
 
 
@@ -76,7 +81,7 @@ def plot(sets: dict[str, dict], path: Path) -> None:
             pts = [p for p in s[key] if p["answered"]]
             ax.plot([p["coverage"] for p in pts], [p["answered_accuracy"] for p in pts], style, ms=3, label=label)
         c = s["chosen"]
-        ax.plot([c["coverage"]], [c["answered_accuracy"]], "r*", ms=14, label="the app's default")
+        ax.plot([c["coverage"]], [c["answered_accuracy"]], "r*", ms=14, label="the release's thresholds")
         ax.axhline(s["all_faces_accuracy"], color="grey", ls="--", lw=1, label="no abstention")
         ax.axvline(0.7, color="grey", ls=":", lw=1)
         ax.set_xlim(0, 1.02)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=None, help="write curves and points as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write the risk-coverage plot (PNG)")
     args = p.parse_args(argv)
-    t = DEFAULT_THRESHOLDS
+    t = card_thresholds(json.loads(card_path(args.weights).read_text()))
     sets = {"photos": photo_set(args.photos, t)}
     if args.data is not None:
         sets["PublicTest"] = publictest_set(args.data, args.weights, t, args.cache)
@@ -107,11 +112,18 @@ def main(argv: list[str] | None = None) -> dict:
     for name, s in sets.items():
         c = s["chosen"]
         print(f"{name}: {s['faces']} faces, accuracy with no abstention {s['all_faces_accuracy']:.3f}; "
-              f"the default answers {c['coverage']:.1%} ({c['answered']}) at {c['answered_accuracy']:.3f} "
+              f"the release's thresholds answer {c['coverage']:.1%} ({c['answered']}) at {c['answered_accuracy']:.3f} "
               f"({c['gain_points']:+.1f} points); refused for {c['refused_for']}")
         if "over_all_photos" in s:
             o = s["over_all_photos"]
             print(f"  over all {o['photos']} photos: answered {o['coverage']:.1%}")
+        if s.get("would_choose"):
+            w, cv = s["would_choose"], s["would_choose"]["cross_validated"]
+            print(f"  train.selective.choose on these faces: min_confidence {w['thresholds']['min_confidence']:g}, "
+                  f"min_margin {w['thresholds']['min_margin']:g}" + (f"; chosen on other films: {cv['coverage']:.1%} answered at "
+                                            f"{cv['answered_accuracy']:.3f} ({cv['gain_points']:+.1f} points, "
+                                            f"5-95% {cv['gain_points_p05_p95'][0]:+.1f} to "
+                                            f"{cv['gain_points_p05_p95'][1]:+.1f})" if cv else ""))
         print("  confidence alone: " + ", ".join(
             f">={q['min_confidence']:.2f}: {q['coverage']:.0%}/{q['answered_accuracy']:.3f}"
             for q in s["confidence_only"][::4]))

@@ -335,11 +335,22 @@ def robustness_section(rob: dict | None, heading: str = "## Real photos and robu
     if rows:
         t = rob.get("thresholds") or {}
         at = ", ".join(f"{key} {val:g}" for key, val in t.items() if isinstance(val, (int, float)))
-        lines += ["**Abstention** (\"can't read this face reliably\"): at the app's default quality thresholds"
-                  + (f" ({at})" if at else "") + ", the share of faces answered and the accuracy on them, against "
-                  "the accuracy on all faces with abstention off.", "",
+        choice = (photos or {}).get("selective", {}).get("choice")
+        how = (f" (its confidence and margin floors chosen for this release on these photos' faces: {choice['rule']})"
+               if choice else "")
+        lines += ["**Abstention** (\"can't read this face reliably\"): at the app's quality thresholds"
+                  + (f" ({at})" if at else "") + how + ", the share of faces answered and the accuracy on them, "
+                  "against the accuracy on all faces with abstention off.", "",
                   "| set | faces | accuracy, all faces | answered (coverage) | accuracy on the answered | gain (points) |",
                   "|---|---:|---:|---:|---:|---:|", *rows, ""]
+        cv = (choice or {}).get("cross_validated")
+        if cv:
+            lo, hi = cv["gain_points_p05_p95"]
+            lines += [f"Chosen and scored on the same faces, that gain flatters the floors. Chosen on some films and "
+                      f"scored on the others ({cv['folds']}-fold by film, {cv['repeats']} random splits of "
+                      f"{cv['groups']} films), they answer {_pct(cv['coverage'])} of the faces at "
+                      f"{_pct(cv['answered_accuracy'])}: **{cv['gain_points']:+.1f} points** (5th-95th percentile "
+                      f"over splits {lo:+.1f} to {hi:+.1f}), the better guide to an unseen set of such photos.", ""]
     return lines
 
 

@@ -24,7 +24,8 @@ from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
 from fer_demo.explain import CAM_METHODS, Explainer
 from fer_demo.io import ImageSource, load_image
-from fer_demo.quality import DEFAULT_THRESHOLDS, FaceQuality, QualityThresholds, assess, confidence_and_margin
+from fer_demo.quality import FaceQuality, QualityThresholds, assess, card_thresholds, confidence_and_margin
+from fer_demo.weights import ModelFileError
 
 # Weight of the heatmap colour when drawn over a face (0 = photo only, 1 = heatmap only).
 HEATMAP_ALPHA = 0.45
@@ -216,7 +217,9 @@ class Predictor:
         abstain: True (default): a face whose quality assessment says it cannot be read reliably
             (``fer_demo.quality``) is answered "can't read this face reliably (why)" instead of an
             expression (``FaceResult.abstained``); False: every face gets its expression.
-        quality_thresholds: the limits of that assessment (``quality.DEFAULT_THRESHOLDS``).
+        quality_thresholds: the limits of that assessment; None (default): the release's own
+            (``quality.card_thresholds``: the quality floors with the confidence and margin floors its
+            card chose, ``quality.DEFAULT_THRESHOLDS`` for a card without them).
 
     ``analyze`` may be called from several threads; the stages serialise on their own locks.
 
@@ -231,16 +234,20 @@ class Predictor:
         max_faces: int = limits.MAX_FACES,
         device: str | torch.device = "cpu",
         abstain: bool = True,
-        quality_thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+        quality_thresholds: QualityThresholds | None = None,
     ) -> None:
         self.abstain = bool(abstain)
-        self.quality_thresholds = quality_thresholds
         if int(max_faces) < 1:
             raise ValueError(f"max_faces={max_faces} must be at least 1")
         self.max_faces = int(max_faces)
         self.detector = detector if detector is not None else FaceDetector(device=device)
         self.classifier = EmotionClassifier(weights_path, device=device)
         self.classes: tuple[str, ...] = self.classifier.classes
+        try:
+            self.quality_thresholds = (quality_thresholds if quality_thresholds is not None
+                                       else card_thresholds(self.classifier.card.extra))
+        except ValueError as e:
+            raise ModelFileError(f"{weights_path}: {e}") from None
         # One lock for both: a CAM's hooks must never see a concurrent classification pass.
         self.explainer = Explainer(self.classifier.model, self.classifier.card.cam_target_layer,
                                    lock=self.classifier.lock, fast=self.classifier.fast)

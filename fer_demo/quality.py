@@ -7,14 +7,18 @@ five landmarks (roll from the eye line, a yaw estimate from where the nose sits 
 the calibrated confidence and margin (the top probability minus the runner-up's). ``judge`` compares
 them with ``QualityThresholds`` and gives the verdict (readable or not) with the reasons, in words.
 
-The thresholds (``DEFAULT_THRESHOLDS``) were chosen on data with ``benchmarks/selective.py``
-(risk-coverage on ../shared/data/sfew-dev and PublicTest; docs/real_photos.md has the numbers).
+The quality floors (size, sharpness, light, pose: ``DEFAULT_THRESHOLDS``) were chosen on data with
+``benchmarks/selective.py`` (risk-coverage on ../shared/data/sfew-dev and PublicTest; docs/real_photos.md
+has the numbers). The "no clear expression" floors (calibrated confidence and margin) belong to a model:
+``python -m train robustness`` (and so the export) chooses them for each release on its real photos
+(``train.selective.choose``) and writes them into the release's card, where ``card_thresholds`` reads
+them; a card without that section gets ``DEFAULT_THRESHOLDS``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -53,13 +57,36 @@ class QualityThresholds:
     # confident fifth were read right 23% of the time, the fifth with the smallest margin 22%; at the same
     # floors, confidence >= 0.30 answered 70.8% at +3.9 points, margin >= 0.03 73.5% at +5.3
     # (benchmarks/selective.py, on the half-FER+ fine-tune of 2026-12-02; docs/real_photos.md). With the
-    # quarter-FER+ release shipped after it the same floors give +3.4 at 72.9%. The confidence floor
-    # is lowered where the margin floor already refuses every face it would.
+    # quarter-FER+ release shipped after it the same floors give +3.4 at 72.9%: these two floors belong
+    # to a model, so a release's card carries its own (``card_thresholds``); these are for a card without.
     min_confidence: float = 0.20
     min_margin: float = 0.03
 
 
 DEFAULT_THRESHOLDS = QualityThresholds()
+
+# The floors a release's card may set (its ``abstention`` section): the ones that depend on the model.
+MODEL_FLOORS = ("min_confidence", "min_margin")
+
+
+def card_thresholds(extra: dict | None, base: QualityThresholds = DEFAULT_THRESHOLDS) -> QualityThresholds:
+    """The thresholds to judge a release's faces by: ``base`` with the "no clear expression" floors
+    its card chose (``extra["abstention"]["thresholds"]``, written by ``python -m train robustness``);
+    ``base`` itself for a card without them.
+
+    Raises:
+        ValueError: the section names another threshold or a value that is not a number in [0, 1].
+    """
+    chosen = ((extra or {}).get("abstention") or {}).get("thresholds") or {}
+    if not isinstance(chosen, dict) or set(chosen) - set(MODEL_FLOORS):
+        raise ValueError(f"the model card's abstention thresholds {chosen!r} must set only "
+                         f"{', '.join(MODEL_FLOORS)}")
+    values = {}
+    for name, value in chosen.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"the model card's abstention threshold {name}={value!r} must be a number in [0, 1]")
+        values[name] = float(value)
+    return replace(base, **values)
 
 
 @dataclass(frozen=True)

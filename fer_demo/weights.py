@@ -82,8 +82,15 @@ def save_model(model: torch.nn.Module, path: str | Path, card: ModelCard, dtype:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-    atomic_write(card_path(path), lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
+    write_card(path, card)
     return path
+
+
+def write_card(weights: str | Path, card: ModelCard) -> Path:
+    """Write only the card beside ``weights`` (atomically); the weights file is left as it is."""
+    out = card_path(weights)
+    atomic_write(out, lambda p: p.write_text(json.dumps(card.to_dict(), indent=2) + "\n"))
+    return out
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[M.FERNet, ModelCard]:

@@ -63,7 +63,7 @@ def fake_robustness() -> dict:
     from train.publictest import clean_scores, corruption_table, predict_probs
     from train.real_photos import summarise
     from train.robustness import RobustnessReport
-    from train.selective import photo_selective, publictest_selective
+    from train.selective import photo_choice, photo_selective, publictest_selective
 
     records = photo_records()
     faces, labels = band_faces()
@@ -78,7 +78,8 @@ def fake_robustness() -> dict:
         thresholds=asdict(DEFAULT_THRESHOLDS), seconds={"photos": 1.0, "publictest": 2.0, "corruptions": 3.0},
         photos={"data": "data/sfew-dev", "photos": len(records), "photos_with_a_face": 24, "settings": {},
                 "score": summarise(records, n_boot=50),
-                "selective": photo_selective(records, DEFAULT_THRESHOLDS)},
+                "selective": {**photo_selective(records, DEFAULT_THRESHOLDS),
+                              "choice": photo_choice(records, DEFAULT_THRESHOLDS)[1]}},
         publictest={"data": "fer2013/test", "faces": len(labels), "tta": "none", "votes": "ferplus/votes.csv",
                     "clean": clean_scores(probs.argmax(1), labels, ferplus),
                     "selective": publictest_selective(faces, labels, probs, DEFAULT_THRESHOLDS)},

@@ -150,6 +150,14 @@ def test_real_photos_and_robustness_section_only_with_the_report():
     assert f"| sfew-dev, faces found | 24 | " in text and f"{100 * ch['coverage']:.1f}% | {100 * ch['answered_accuracy']:.1f}%" in text
     assert "| PublicTest (48 px crops, no pose) | 35 |" in text and "min_confidence 0.2, min_margin 0.03" in text
     assert "Film0" not in text and ".jpg" not in text  # numbers only: no frame's name
+    # The floors were chosen on these faces: the card says so and gives the gain on films held out.
+    cv = rob["photos"]["selective"]["choice"]["cross_validated"]
+    assert "chosen for this release on these photos' faces" in text
+    assert f"4-fold by film, 20 random splits of 4 films" in text and f"**{cv['gain_points']:+.1f} points**" in text
+    no_choice = {**rob, "photos": {**rob["photos"], "selective": {k: v for k, v in rob["photos"]["selective"].items()
+                                                                  if k != "choice"}}}
+    plain = model_card_markdown(card(calibration=fake_calibration()), None, robustness=no_choice)
+    assert "chosen for this release" not in plain and "-fold by film" not in plain
 
 
 def test_robustness_section_with_only_some_parts():

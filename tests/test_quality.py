@@ -10,7 +10,17 @@ import pytest
 from PIL import Image, ImageFilter
 
 from example_photos import EXAMPLES
-from fer_demo.quality import UNREADABLE, QualityThresholds, assess, confidence_and_margin, judge, pose, sharpness
+from fer_demo.quality import (
+    DEFAULT_THRESHOLDS,
+    UNREADABLE,
+    QualityThresholds,
+    assess,
+    card_thresholds,
+    confidence_and_margin,
+    judge,
+    pose,
+    sharpness,
+)
 
 
 def textured_face() -> np.ndarray:
@@ -140,3 +150,37 @@ def test_abstention_off_answers_every_face(release_weights, hopper):
     face = only_face(p, hopper.filter(ImageFilter.GaussianBlur(5)))
     assert not face.quality.readable and not face.abstained
     assert face.verdict.startswith(face.label)
+
+
+def test_card_thresholds_take_the_release_floors_over_the_defaults():
+    assert card_thresholds({}) == DEFAULT_THRESHOLDS == card_thresholds(None) == card_thresholds({"abstention": {}})
+    t = card_thresholds({"abstention": {"thresholds": {"min_confidence": 0.1, "min_margin": 0}}})
+    assert (t.min_confidence, t.min_margin) == (0.1, 0.0)
+    assert t.min_face_px == DEFAULT_THRESHOLDS.min_face_px and t.max_yaw == DEFAULT_THRESHOLDS.max_yaw
+    with pytest.raises(ValueError, match="must set only min_confidence, min_margin"):
+        card_thresholds({"abstention": {"thresholds": {"max_yaw": 90}}})
+    for bad in (1.5, -0.1, "0.2", True, None):
+        with pytest.raises(ValueError, match="must be a number in \\[0, 1\\]"):
+            card_thresholds({"abstention": {"thresholds": {"min_margin": bad}}})
+
+
+def test_the_pipeline_judges_by_its_release_floors(release_weights, tmp_path):
+    import json
+    import shutil
+
+    from fer_demo.pipeline import Predictor
+    from fer_demo.weights import ModelFileError
+
+    dest = tmp_path / release_weights.name
+    shutil.copy(release_weights, dest)
+    card = json.loads(release_weights.with_suffix(".json").read_text())
+    card["abstention"] = {"thresholds": {"min_confidence": 0.05, "min_margin": 0.09}}
+    dest.with_suffix(".json").write_text(json.dumps(card))
+    t = Predictor(dest).quality_thresholds
+    assert (t.min_confidence, t.min_margin) == (0.05, 0.09) and t.max_yaw == DEFAULT_THRESHOLDS.max_yaw
+    mine = QualityThresholds(min_margin=0.2)
+    assert Predictor(dest, quality_thresholds=mine).quality_thresholds is mine
+    card["abstention"]["thresholds"]["min_margin"] = 2
+    dest.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="min_margin=2 must be a number"):
+        Predictor(dest)

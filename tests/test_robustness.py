@@ -97,6 +97,16 @@ def test_the_command_writes_every_part_numbers_only_and_the_card_section(weights
     card = (weights.parent / "MODEL_CARD.md").read_text()
     assert "## Real photos and robustness" in card and "astronaut" not in card
     assert f"{100 * s['accuracy']:.1f}%" in card and "development set" in card
+    # The abstention floors chosen on the photos are the release's own now: in its card, used by the app.
+    choice = r["photos"]["selective"]["choice"]
+    section = json.loads(weights.with_suffix(".json").read_text())["abstention"]
+    assert section["thresholds"] == choice["thresholds"] == {k: r["thresholds"][k] for k in section["thresholds"]}
+    assert section["chosen_on"] == r["photos"]["data"] and section["faces"] == 2
+    assert section["cross_validated"]["groups"] == 2 and section["cross_validated"]["folds"] == 2
+    from fer_demo.pipeline import Predictor
+
+    t = Predictor(weights).quality_thresholds
+    assert {k: getattr(t, k) for k in section["thresholds"]} == section["thresholds"]
 
 
 def test_read_robustness_absent_or_broken(tmp_path):

@@ -142,14 +142,16 @@ def write_model_card(dest: Path) -> Path:
 def cmd_robustness(weights: str | Path, data: str | None, votes: str | None, photos: str | None,
                    corruption_faces: int | None = None, n_boot: int = 2000, command: str | None = None) -> Path:
     """Measure the release and write ``robustness.json`` beside it (``train.robustness``)."""
-    from train.robustness import measure, summary_lines, write_robustness
+    from train.robustness import measure, summary_lines, write_chosen_thresholds, write_robustness
 
     load_model(weights)  # a readable release, or a clear error before minutes of work
     report = measure(weights, data, votes, photos, corruption_faces=corruption_faces, n_boot=n_boot,
                      progress=sys.stderr.isatty(), command=command)
     out = write_robustness(weights, report)
+    card = write_chosen_thresholds(weights, report)
     print("\n".join(summary_lines(report)))
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f"; abstention floors {report.photos['selective']['choice']['thresholds']} into {card}"
+                            if card else ""))
     return out
 
 

@@ -10,10 +10,15 @@ Model page read it:
 - ``photos`` (``--photos ROOT/<class>/*``): the whole pipeline, the app's own ``Predictor`` with its
   default settings and abstention off, the largest face per photo, a photo without a face counted
   wrong (``train.real_photos``): accuracy, balanced accuracy with 95% bootstrap intervals by film,
-  per-class recall, confusion, most-predicted share, photos without a face; and abstention at the
-  app's default quality thresholds (``train.selective``).
+  per-class recall, confusion, most-predicted share, photos without a face; and abstention
+  (``train.selective``): the release's "no clear expression" floors chosen on these photos' faces
+  (``choose``, on top of the quality floors of ``fer_demo.quality.DEFAULT_THRESHOLDS``), how that
+  choice does on films it was not chosen on (``cross_validate``), and the risk-coverage curves at them.
+  ``python -m train robustness`` writes the chosen floors into the release's card (``abstention``),
+  where the app reads them (``fer_demo.quality.card_thresholds``).
 - ``publictest`` (``--data``, FER2013 folder root): the served classifier, no test-time augmentation,
-  scored against FER2013's labels and (``--votes``) the FER+ majority labels; abstention there.
+  scored against FER2013's labels and (``--votes``) the FER+ majority labels; abstention there (at the
+  floors chosen on the photos, or the card's own without ``--photos``).
 - ``corruptions`` (``--data``; ``corruption_faces=0`` skips it): accuracy per corruption and strength,
   the means, and the clean accuracy of the same faces (``train.publictest``).
 
@@ -31,6 +36,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fer_demo.quality import QualityThresholds
 
 ROBUSTNESS_NAME = "robustness.json"
 FORMAT = 1
@@ -45,7 +54,8 @@ class RobustnessReport:
         command: the command line that measured it.
         date: UTC time the measurement finished (ISO 8601).
         hardware: ``train.hardware.Hardware`` as a dict (CPU name, cores, ISA, threads).
-        thresholds: the quality thresholds abstention was measured at (``fer_demo.quality``).
+        thresholds: the quality thresholds abstention was measured at (``fer_demo.quality``): with
+            photos, the floors chosen on them; without, the release card's.
         seconds: part name -> seconds it took.
         photos / publictest / corruptions: the parts (see the module docstring).
     """
@@ -71,24 +81,28 @@ def data_name(path: str | Path) -> str:
     return "/".join(parts[-2:])
 
 
-def measure_photos(weights: str | Path, photos: str | Path, thresholds, progress: bool = True,
-                   n_boot: int = 2000) -> dict:
-    """The ``photos`` part: score, settings and abstention for a ``ROOT/<class>/*`` folder of photos."""
+def measure_photos(weights: str | Path, photos: str | Path, base: QualityThresholds, progress: bool = True,
+                   n_boot: int = 2000) -> tuple[dict, QualityThresholds]:
+    """The ``photos`` part for a ``ROOT/<class>/*`` folder of photos: score, settings and abstention,
+    and the ``fer_demo.quality.QualityThresholds`` chosen on its faces (``base``'s quality floors with
+    the release's own confidence and margin floors, ``train.selective.choose``)."""
     from fer_demo.pipeline import Predictor
     from train.real_photos import labelled_photos, run_photos, summarise
-    from train.selective import photo_selective
+    from train.selective import photo_choice, photo_selective
 
     listed = labelled_photos(photos)
     predictor = Predictor(weights, abstain=False)  # scored as answered; each face's quality recorded
     d = predictor.detector
     records = run_photos(predictor, listed, progress=progress)
     score = summarise(records, n_boot)
-    faces = sum(1 for r in records if r["pred"] is not None)
-    return {"data": data_name(photos), "photos": len(records), "photos_with_a_face": faces,
+    chosen, choice = photo_choice(records, base)
+    selective = {**photo_selective(records, chosen), "choice": choice}
+    found = sum(1 for r in records if r["pred"] is not None)
+    return {"data": data_name(photos), "photos": len(records), "photos_with_a_face": found,
             "settings": {"max_side": d.max_side, "min_face_frac": d.min_face_frac, "min_score": d.min_score,
                          "thresholds": list(d.thresholds), "autocontrast": d.autocontrast, "face": "largest",
                          "tta": "none", "abstain": False},
-            "score": score, "selective": photo_selective(records, thresholds)}
+            "score": score, "selective": selective}, chosen
 
 
 def measure(weights: str | Path, data: str | Path | None = None, votes: str | Path | None = None,
@@ -108,19 +122,20 @@ def measure(weights: str | Path, data: str | Path | None = None, votes: str | Pa
         ValueError: nothing to measure (no ``data`` and no ``photos``), or ``votes`` without ``data``.
         train.dataset.DataError, fer_demo.weights.ModelFileError: unreadable data or weights.
     """
-    from fer_demo.quality import DEFAULT_THRESHOLDS
+    from fer_demo.quality import DEFAULT_THRESHOLDS, card_thresholds
+    from fer_demo.weights import card_path
     from train.hardware import describe
 
     if data is None and photos is None:
         raise ValueError("nothing to measure: give the FER2013 folder (--data), labelled photos (--photos) or both")
     if votes is not None and data is None:
         raise ValueError("--votes scores PublicTest against FER+ labels: it needs the FER2013 folder (--data) too")
-    thresholds = DEFAULT_THRESHOLDS
+    thresholds = card_thresholds(json.loads(card_path(weights).read_text()))
     seconds: dict[str, float] = {}
     parts: dict[str, dict | None] = {"photos": None, "publictest": None, "corruptions": None}
     if photos is not None:
         t0 = time.perf_counter()
-        parts["photos"] = measure_photos(weights, photos, thresholds, progress, n_boot)
+        parts["photos"], thresholds = measure_photos(weights, photos, DEFAULT_THRESHOLDS, progress, n_boot)
         seconds["photos"] = round(time.perf_counter() - t0, 1)
     if data is not None:
         import numpy as np
@@ -155,6 +170,25 @@ def measure(weights: str | Path, data: str | Path | None = None, votes: str | Pa
         command=command or "python -m train " + shlex.join(sys.argv[1:]),
         date=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         hardware=asdict(describe()), thresholds=asdict(thresholds), seconds=seconds, **parts)
+
+
+def write_chosen_thresholds(weights: str | Path, report: RobustnessReport | dict) -> Path | None:
+    """Write the abstention floors ``report`` chose on its photos into the release's card
+    (``abstention``: the floors, where and how they were chosen, the cross-validated estimate), where
+    ``fer_demo.quality.card_thresholds`` reads them. None (card unchanged) when no photos were measured."""
+    from fer_demo.weights import ModelCard, card_path, write_card
+
+    r = report.to_dict() if isinstance(report, RobustnessReport) else report
+    if not r.get("photos"):
+        return None
+    choice = r["photos"]["selective"]["choice"]
+    chosen = r["photos"]["selective"]["chosen"]
+    card = ModelCard.from_dict(json.loads(card_path(weights).read_text()))
+    section = {"thresholds": choice["thresholds"], "chosen_on": r["photos"]["data"],
+               "faces": r["photos"]["selective"]["faces"], "rule": choice["rule"], "date": r["date"],
+               "in_sample": {k: chosen[k] for k in ("coverage", "answered_accuracy", "gain_points")},
+               "cross_validated": choice["cross_validated"]}
+    return write_card(weights, ModelCard(**{**card.__dict__, "extra": {**card.extra, "abstention": section}}))
 
 
 def write_robustness(weights: str | Path, report: RobustnessReport) -> Path:
@@ -213,5 +247,5 @@ def summary_lines(report: RobustnessReport | dict) -> list[str]:
     return out
 
 
-__all__ = ["ROBUSTNESS_NAME", "RobustnessReport", "measure", "measure_photos", "write_robustness",
+__all__ = ["ROBUSTNESS_NAME", "RobustnessReport", "measure", "measure_photos", "write_robustness", "write_chosen_thresholds",
            "read_robustness", "summary_lines", "data_name"]
