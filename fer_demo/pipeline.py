@@ -22,7 +22,7 @@ from fer_demo.align import AlignedFace, align_face, check_rgb
 from fer_demo.calibration import is_close_call
 from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
-from fer_demo.explain import CAM_METHODS, Explainer
+from fer_demo.explain import CAM_METHODS, DEFAULT_CAM, Explainer
 from fer_demo.io import ImageSource, load_image
 from fer_demo.quality import DEFAULT_THRESHOLDS, FaceQuality, QualityThresholds, assess, confidence_and_margin
 
@@ -260,7 +260,7 @@ class Predictor:
     def analyze(
         self,
         image: ImageSource,
-        cam: str | None = "gradcam",
+        cam: str | None = DEFAULT_CAM,
         target: str | None = None,
         tta: str = "none",
     ) -> Prediction:
@@ -268,7 +268,8 @@ class Predictor:
 
         Args:
             image: anything ``fer_demo.io.load_image`` takes (path, bytes, PIL image, uint8 array).
-            cam: a ``CAM_METHODS`` name, or None / "none" for no explanation (faster).
+            cam: a ``CAM_METHODS`` name (default ``explain.DEFAULT_CAM``, the app's), or None / "none"
+                for no explanation (faster).
             target: the emotion the CAM explains for every face: None explains each face's
                 predicted class; a name (e.g. "happy") answers "why (not) happy?".
             tta: test-time augmentation for classification: "none", "flip" or "tencrop".
@@ -379,7 +380,7 @@ class Predictor:
     def predict(
         self,
         image: ImageSource,
-        cam: str | None = "gradcam",
+        cam: str | None = DEFAULT_CAM,
         target: str | None = None,
         tta: str = "none",
     ) -> list[FaceResult]:

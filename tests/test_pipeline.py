@@ -97,9 +97,24 @@ def test_no_face(predictor, results):
 
 
 def test_predict_is_analyze_faces(predictor, results):
-    faces = predictor.predict(EXAMPLES / "astronaut.jpg")
+    faces = predictor.predict(EXAMPLES / "astronaut.jpg", cam="gradcam")
     assert len(faces) == 1
     assert faces[0].probabilities == pytest.approx(results["astronaut.jpg"].faces[0].probabilities, abs=1e-6)
+
+
+def test_the_default_cam_is_the_apps(predictor):
+    """``analyze``/``predict`` explain with ``DEFAULT_CAM`` unless told otherwise, as the app, the CLI,
+    the live overlay and the video tab do."""
+    import inspect
+
+    from fer_demo.explain import DEFAULT_CAM
+
+    for fn in (Predictor.analyze, Predictor.predict):
+        assert inspect.signature(fn).parameters["cam"].default == DEFAULT_CAM, fn.__name__
+    pred = predictor.analyze(EXAMPLES / SMILING)
+    assert pred.cam == DEFAULT_CAM
+    explicit = predictor.analyze(EXAMPLES / SMILING, cam=DEFAULT_CAM)
+    np.testing.assert_allclose(pred.faces[0].heatmap, explicit.faces[0].heatmap, atol=1e-6)
 
 
 def test_image_sources(predictor):
