@@ -133,6 +133,31 @@ def test_without_cam(predictor, results):
     assert len(predictor.predict(EXAMPLES / "astronaut.jpg", cam="none")) == 1
 
 
+@pytest.mark.parametrize("cam, tta", [(None, "none"), ("gradcam", "none"), ("gradcam", "flip")])
+def test_aligned_is_exactly_what_the_network_received(predictor, monkeypatch, cam, tta):
+    """``FaceResult.aligned`` is the classifier's input, row for row in face order, on every path (the
+    classifier alone, the CAM pass that also gives the probabilities, the classifier then the CAM):
+    callers that score faces themselves (benchmarks/weight_mix.py) read it instead of hooking the network."""
+    received: dict[str, list[np.ndarray]] = {"predict": [], "explain": []}
+    predict, explain = predictor.classifier.predict, predictor.explainer.explain_with_probabilities
+
+    def spy_predict(faces, tta="none"):
+        received["predict"].append(np.array(faces))
+        return predict(faces, tta)
+
+    def spy_explain(faces, *args, **kwargs):
+        received["explain"].append(np.array(faces))
+        return explain(faces, *args, **kwargs)
+
+    monkeypatch.setattr(predictor.classifier, "predict", spy_predict)
+    monkeypatch.setattr(predictor.explainer, "explain_with_probabilities", spy_explain)
+    faces = predictor.predict(EXAMPLES / "group_three_faces.jpg", cam=cam, tta=tta)
+    batches = received["predict"] + received["explain"]
+    assert len(faces) == 3 and len(batches) == (1 if cam is None or tta == "none" else 2)
+    for batch in batches:
+        np.testing.assert_array_equal(np.stack([f.aligned for f in faces]), batch)
+
+
 @pytest.mark.parametrize("tta", ["flip", "tencrop"])
 def test_tta(predictor, tta):
     pred = predictor.analyze(EXAMPLES / "group_three_faces.jpg", cam="gradcam++", tta=tta)
