@@ -41,7 +41,9 @@ class FaceResult:
             is ``image[y1:y2, x1:x2]`` (x2 > x1, y2 > y1).
         landmarks: float32 (5, 2) (x, y) pixels: left eye, right eye, nose, mouth left/right.
         detection_score: MTCNN face probability in [0, 1].
-        aligned: uint8 (48, 48) grayscale face as the classifier saw it (FER2013 framing).
+        aligned: uint8 (48, 48) grayscale face (FER2013 framing): exactly the classifier's input, the
+            row ``EmotionClassifier.predict`` and the CAM pass received for this face (they equalise and
+            crop it themselves, ``fer_demo.transforms``); score it again with the same preprocessing.
         aligned_rgb: uint8 (S, S, 3) colour crop with the same framing (S = ``align.DISPLAY_SIZE``).
         probabilities: every emotion name -> probability; values sum to 1.
         label: the most probable emotion; confidence: its probability.
