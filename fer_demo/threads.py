@@ -25,9 +25,9 @@ does not reach scopes entered on another.
 
 Why: two OpenMP threads per step are faster on a quiet 2-core machine, but when the cores are shared
 (a browser on the same machine, a second request, other work) they wait on each other and one thread
-is many times faster (``limits.ANALYSIS_THREADS``, ``limits.LIVE_THREADS``; numbers in the README's
-speed section). The live stream runs its frames on one thread this way, without touching the photo
-requests served meanwhile on other threads.
+is many times faster (``limits.ANALYSIS_THREADS``, ``limits.LIVE_THREADS``; numbers in docs/speed.md).
+The live stream runs its frames on one thread this way, without touching the photo requests served
+meanwhile on other threads.
 """
 
 from __future__ import annotations
