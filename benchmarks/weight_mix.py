@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_demo.model import EMOTIONS  # noqa: E402
+from fer_demo.model import EMOTIONS, FACE_SIZE  # noqa: E402
 from fer_demo.transforms import eval_transform  # noqa: E402
 from fer_demo.weights import load_model  # noqa: E402
 from train.data import load_split  # noqa: E402
@@ -67,31 +67,19 @@ def load_states(paths: dict[str, str]) -> tuple[dict[str, dict[str, torch.Tensor
 
 
 def photo_faces(photos: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(uint8 (N, 48, 48) largest face per photo as the classifier sees it, labels (N,), found (N,) bool)."""
+    """(uint8 (N, 48, 48) largest face per photo, labels (N,), found (N,) bool); zeros where no face.
+
+    Each face is ``FaceResult.aligned``: exactly what the app's classifier received for it (the
+    network's own preprocessing, ``fer_demo.transforms``, is applied to it here as there)."""
     from fer_demo.pipeline import Predictor
 
     pred = Predictor(abstain=False)
-    seen: list[tuple[np.ndarray, np.ndarray]] = []
-    predict = pred.classifier.predict
-
-    def recording(faces, tta="none"):
-        out = predict(faces, tta)
-        seen.append((np.array(faces), out))
-        return out
-
-    pred.classifier.predict = recording
     grays, ys, found = [], [], []
     for path, y in labelled_photos(photos):
-        seen.clear()
         face = largest(pred.analyze(path, cam=None).faces)
         ys.append(y)
         found.append(face is not None)
-        if face is None:
-            grays.append(np.zeros((48, 48), np.uint8))
-            continue
-        faces, out = seen[-1]
-        p = np.array([face.probabilities[c] for c in pred.classifier.classes])
-        grays.append(faces[int(np.abs(out - p).sum(axis=1).argmin())])
+        grays.append(face.aligned if face is not None else np.zeros((FACE_SIZE, FACE_SIZE), np.uint8))
     return np.stack(grays), np.array(ys), np.array(found)
 
 

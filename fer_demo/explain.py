@@ -48,8 +48,9 @@ CAM_METHODS = {
     "eigencam": EigenCAM,
 }
 # The method that measured most faithful on the shipped weights (weights/faithfulness.json, written by
-# benchmarks/cam_faithfulness.py and the export; a test keeps the two in step): the app's, the live
-# overlay's and the video tab's default.
+# benchmarks/cam_faithfulness.py and the export; a test keeps the two in step): the one default of
+# every caller (``Explainer``, ``Predictor.analyze``/``predict``, the app, the CLI, the live overlay
+# and the video tab).
 DEFAULT_CAM = "hirescam"
 
 
@@ -96,13 +97,13 @@ class Explainer:
         self.lock = lock if lock is not None else threading.Lock()
         self.fast = fast if fast is not None and fast.split_layer == target_layer_name else None
 
-    def explain(self, faces: np.ndarray, targets: list[int], method: str = "gradcam") -> np.ndarray:
+    def explain(self, faces: np.ndarray, targets: list[int], method: str = DEFAULT_CAM) -> np.ndarray:
         """One CAM per face, for one target class per face, in a single batch.
 
         Args:
             faces: uint8 (N, 48, 48) aligned grayscale faces.
             targets: N class indices (into the model's classes), one per face.
-            method: a key of ``CAM_METHODS``.
+            method: a key of ``CAM_METHODS``; default ``DEFAULT_CAM``.
 
         Returns:
             float32 (N, 48, 48) in [0, 1], aligned with ``faces``: pytorch-grad-cam scales each
@@ -121,7 +122,7 @@ class Explainer:
         return self.explain_with_probabilities(faces, targets, method)[0]
 
     def explain_with_probabilities(
-        self, faces: np.ndarray, targets: list[int] | None, method: str = "gradcam", temperature: float = 1.0
+        self, faces: np.ndarray, targets: list[int] | None, method: str = DEFAULT_CAM, temperature: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """CAMs and the class probabilities of the same forward pass.
 

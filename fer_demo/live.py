@@ -147,7 +147,9 @@ class LiveSession:
         clock: seconds, monotonic (a fake one in tests).
         analyzer_factory: ``FrameAnalyzer``'s signature; a fake one in tests.
         threads: CPU threads a frame's analysis and drawing run on (``limits.LIVE_THREADS``), set for the
-            calling thread only (``fer_demo.threads.intra_op_threads``); None: the predictor's own.
+            calling thread only (``fer_demo.threads.intra_op_threads``). It is the outer scope, so it wins
+            over the detector's and the network's own ``threads`` (``limits.ANALYSIS_THREADS``) inside it;
+            None: the predictor's own.
     """
 
     def __init__(self, predictor, detect_every: int = limits.LIVE_DETECT_EVERY,

@@ -22,7 +22,7 @@ from fer_demo.align import AlignedFace, align_face, check_rgb
 from fer_demo.calibration import is_close_call
 from fer_demo.classify import DEFAULT_WEIGHTS, EmotionClassifier, check_tta
 from fer_demo.detect import Face, FaceDetector
-from fer_demo.explain import CAM_METHODS, Explainer
+from fer_demo.explain import CAM_METHODS, DEFAULT_CAM, Explainer
 from fer_demo.io import ImageSource, load_image
 from fer_demo.quality import FaceQuality, QualityThresholds, assess, card_thresholds, confidence_and_margin
 from fer_demo.weights import ModelFileError
@@ -42,7 +42,9 @@ class FaceResult:
             is ``image[y1:y2, x1:x2]`` (x2 > x1, y2 > y1).
         landmarks: float32 (5, 2) (x, y) pixels: left eye, right eye, nose, mouth left/right.
         detection_score: MTCNN face probability in [0, 1].
-        aligned: uint8 (48, 48) grayscale face as the classifier saw it (FER2013 framing).
+        aligned: uint8 (48, 48) grayscale face (FER2013 framing): exactly the classifier's input, the
+            row ``EmotionClassifier.predict`` and the CAM pass received for this face (they equalise and
+            crop it themselves, ``fer_demo.transforms``); score it again with the same preprocessing.
         aligned_rgb: uint8 (S, S, 3) colour crop with the same framing (S = ``align.DISPLAY_SIZE``).
         probabilities: every emotion name -> probability; values sum to 1.
         label: the most probable emotion; confidence: its probability.
@@ -267,7 +269,7 @@ class Predictor:
     def analyze(
         self,
         image: ImageSource,
-        cam: str | None = "gradcam",
+        cam: str | None = DEFAULT_CAM,
         target: str | None = None,
         tta: str = "none",
     ) -> Prediction:
@@ -275,7 +277,8 @@ class Predictor:
 
         Args:
             image: anything ``fer_demo.io.load_image`` takes (path, bytes, PIL image, uint8 array).
-            cam: a ``CAM_METHODS`` name, or None / "none" for no explanation (faster).
+            cam: a ``CAM_METHODS`` name (default ``explain.DEFAULT_CAM``, the app's), or None / "none"
+                for no explanation (faster).
             target: the emotion the CAM explains for every face: None explains each face's
                 predicted class; a name (e.g. "happy") answers "why (not) happy?".
             tta: test-time augmentation for classification: "none", "flip" or "tencrop".
@@ -386,7 +389,7 @@ class Predictor:
     def predict(
         self,
         image: ImageSource,
-        cam: str | None = "gradcam",
+        cam: str | None = DEFAULT_CAM,
         target: str | None = None,
         tta: str = "none",
     ) -> list[FaceResult]:

@@ -15,11 +15,19 @@ The OpenMP runtime is the one torch answers to (a process may hold several: scik
 own ``libgomp``). Where none is found (torch without OpenMP, not Linux) the block runs with torch's
 threads unchanged; ``available()`` says which.
 
+Scopes nest, and the outermost one on a thread wins: inside ``intra_op_threads(n)`` a nested
+``intra_op_threads(m)`` leaves the count at ``n`` (and ``intra_op_threads(None)`` never changes it). The
+outer scope is the caller's setting for the whole block; the inner ones are components' own defaults.
+So ``LiveSession(threads=1)`` runs a frame's detection, classification and CAM on one thread even
+where the detector's and ``FastNet``'s own ``threads`` (``limits.ANALYSIS_THREADS``) say 2; outside a
+session those components use their own setting. Threads are independent: an outer scope on one thread
+does not reach scopes entered on another.
+
 Why: two OpenMP threads per step are faster on a quiet 2-core machine, but when the cores are shared
 (a browser on the same machine, a second request, other work) they wait on each other and one thread
-is many times faster (``limits.ANALYSIS_THREADS``, ``limits.LIVE_THREADS``; numbers in the README's
-speed section). The live stream runs its frames on one thread this way, without touching the photo
-requests served meanwhile on other threads.
+is many times faster (``limits.ANALYSIS_THREADS``, ``limits.LIVE_THREADS``; numbers in docs/speed.md).
+The live stream runs its frames on one thread this way, without touching the photo requests served
+meanwhile on other threads.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import threading
 from collections.abc import Iterator
 
 _OPENMP_NAMES = ("libgomp", "libiomp5", "libomp")
+# Per thread: ``count``, the count of the outermost ``intra_op_threads`` scope it is in (None: none).
+_scope = threading.local()
 
 
 def _mapped_libraries() -> list[str]:
@@ -106,6 +116,12 @@ def current() -> int | None:
     return None if openmp is None else int(openmp.omp_get_max_threads())
 
 
+def outer() -> int | None:
+    """The count of the ``intra_op_threads`` scope the calling thread is in (the outermost, which
+    wins), or None outside any (or where ``available()`` is False)."""
+    return getattr(_scope, "count", None)
+
+
 def check_count(n: int | None, none_means: str = "torch's own setting") -> int | None:
     """``n`` as an int, or None; the one check every ``threads=`` argument goes through.
 
@@ -125,13 +141,14 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
 
     Only the calling thread's counts change, and they are restored on exit (also on an exception), so
     concurrent callers with other counts, and threads that start using torch meanwhile, are unaffected.
-    A no-op where ``available()`` is False.
+    Inside another ``intra_op_threads`` scope of the same thread (``outer()`` is not None) it changes
+    nothing: the outer scope's count wins (module docstring). A no-op where ``available()`` is False.
 
     Raises:
         ValueError: ``n`` below 1.
     """
     n = check_count(n)
-    if n is None:
+    if n is None or outer() is not None:
         yield
         return
     openmp, mkl = _libraries()
@@ -141,9 +158,11 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
     before = int(openmp.omp_get_max_threads())
     openmp.omp_set_num_threads(int(n))
     mkl_before = None if mkl is None else int(mkl.MKL_Set_Num_Threads_Local(int(n)))
+    _scope.count = int(n)
     try:
         yield
     finally:
+        _scope.count = None
         openmp.omp_set_num_threads(before)
         if mkl is not None:
             # 0 restores "follow MKL's global setting", which is what a thread had before any local one.

@@ -9,7 +9,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from fer_demo.classify import EmotionClassifier
-from fer_demo.explain import CAM_METHODS, Explainer
+from fer_demo.explain import CAM_METHODS, DEFAULT_CAM, Explainer
 from fer_demo.model import CAM_TARGET_LAYER, EMOTIONS
 from fer_demo.transforms import eval_transform
 
@@ -119,6 +119,16 @@ def test_a_calibrated_classifier_and_the_cam_pass_agree(classifier, explainer, f
     with torch.no_grad():
         logits = classifier.model(eval_transform(torch.from_numpy(faces)))
     np.testing.assert_allclose(calibrated, torch.softmax(logits / 2.5, 1).numpy(), atol=1e-5)
+
+
+def test_the_default_method_is_the_apps(explainer, faces):
+    """One default for every caller: ``DEFAULT_CAM`` (the method the export measured most faithful)."""
+    import inspect
+
+    for fn in (Explainer.explain, Explainer.explain_with_probabilities):
+        assert inspect.signature(fn).parameters["method"].default == DEFAULT_CAM, fn.__name__
+    np.testing.assert_allclose(explainer.explain(faces, [HAPPY, ANGRY]),
+                               explainer.explain(faces, [HAPPY, ANGRY], DEFAULT_CAM), atol=1e-6)
 
 
 def test_no_faces(explainer):

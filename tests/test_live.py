@@ -384,6 +384,36 @@ def test_a_smiling_face_is_boxed_labelled_happy_with_bars_and_plot(predictor, sh
     assert len(handler.sessions.get("visitor").tracker.history(1)) == 4
 
 
+@pytest.mark.skipif(not threads.available(), reason="torch runs without an OpenMP runtime here")
+@pytest.mark.parametrize("show_cam", [False, True])
+def test_the_live_threads_win_over_the_detectors_and_the_networks_own(predictor, monkeypatch, show_cam):
+    """``LiveSession(threads=1)`` runs MTCNN and the classifier (and its CAM) on one thread even where
+    their own setting (an explicit ``limits.ANALYSIS_THREADS``, here 2) says otherwise; outside a
+    session they run on their own setting."""
+    monkeypatch.setattr(predictor.detector, "threads", 2)
+    monkeypatch.setattr(predictor.classifier.fast, "threads", 2)
+    seen: dict[str, list[int | None]] = {"detector": [], "network": []}
+
+    def record(part):
+        return lambda module, args: seen[part].append(threads.current())
+
+    hooks = [predictor.detector._mtcnn.pnet.register_forward_pre_hook(record("detector")),
+             predictor.classifier.fast.head_net.register_forward_pre_hook(record("network"))]
+    try:
+        frame = photo_frame("astronaut.jpg")
+        LiveSession(predictor, threads=1, clock=lambda: 0.0).process(frame, show_cam=show_cam, t=0.0)
+        assert seen["detector"] and set(seen["detector"]) == {1}
+        assert seen["network"] and set(seen["network"]) == {1}
+        for part in seen.values():
+            part.clear()
+        predictor.analyze(frame, cam="hirescam" if show_cam else None)
+        assert seen["detector"] and set(seen["detector"]) == {2}
+        assert seen["network"] and set(seen["network"]) == {2}
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 @pytest.mark.integration
 def test_a_frame_without_a_face_says_so(predictor):
     handler = LiveHandler(predictor)

@@ -97,9 +97,24 @@ def test_no_face(predictor, results):
 
 
 def test_predict_is_analyze_faces(predictor, results):
-    faces = predictor.predict(EXAMPLES / "astronaut.jpg")
+    faces = predictor.predict(EXAMPLES / "astronaut.jpg", cam="gradcam")
     assert len(faces) == 1
     assert faces[0].probabilities == pytest.approx(results["astronaut.jpg"].faces[0].probabilities, abs=1e-6)
+
+
+def test_the_default_cam_is_the_apps(predictor):
+    """``analyze``/``predict`` explain with ``DEFAULT_CAM`` unless told otherwise, as the app, the CLI,
+    the live overlay and the video tab do."""
+    import inspect
+
+    from fer_demo.explain import DEFAULT_CAM
+
+    for fn in (Predictor.analyze, Predictor.predict):
+        assert inspect.signature(fn).parameters["cam"].default == DEFAULT_CAM, fn.__name__
+    pred = predictor.analyze(EXAMPLES / SMILING)
+    assert pred.cam == DEFAULT_CAM
+    explicit = predictor.analyze(EXAMPLES / SMILING, cam=DEFAULT_CAM)
+    np.testing.assert_allclose(pred.faces[0].heatmap, explicit.faces[0].heatmap, atol=1e-6)
 
 
 def test_image_sources(predictor):
@@ -116,6 +131,31 @@ def test_without_cam(predictor, results):
         # The CAM pass's own probabilities equal the classifier's.
         assert face.probabilities == pytest.approx(with_cam.probabilities, abs=1e-5)
     assert len(predictor.predict(EXAMPLES / "astronaut.jpg", cam="none")) == 1
+
+
+@pytest.mark.parametrize("cam, tta", [(None, "none"), ("gradcam", "none"), ("gradcam", "flip")])
+def test_aligned_is_exactly_what_the_network_received(predictor, monkeypatch, cam, tta):
+    """``FaceResult.aligned`` is the classifier's input, row for row in face order, on every path (the
+    classifier alone, the CAM pass that also gives the probabilities, the classifier then the CAM):
+    callers that score faces themselves (benchmarks/weight_mix.py) read it instead of hooking the network."""
+    received: dict[str, list[np.ndarray]] = {"predict": [], "explain": []}
+    predict, explain = predictor.classifier.predict, predictor.explainer.explain_with_probabilities
+
+    def spy_predict(faces, tta="none"):
+        received["predict"].append(np.array(faces))
+        return predict(faces, tta)
+
+    def spy_explain(faces, *args, **kwargs):
+        received["explain"].append(np.array(faces))
+        return explain(faces, *args, **kwargs)
+
+    monkeypatch.setattr(predictor.classifier, "predict", spy_predict)
+    monkeypatch.setattr(predictor.explainer, "explain_with_probabilities", spy_explain)
+    faces = predictor.predict(EXAMPLES / "group_three_faces.jpg", cam=cam, tta=tta)
+    batches = received["predict"] + received["explain"]
+    assert len(faces) == 3 and len(batches) == (1 if cam is None or tta == "none" else 2)
+    for batch in batches:
+        np.testing.assert_array_equal(np.stack([f.aligned for f in faces]), batch)
 
 
 @pytest.mark.parametrize("tta", ["flip", "tencrop"])

@@ -75,6 +75,46 @@ def test_other_threads_keep_their_count_while_one_runs_on_one_thread():
     assert seen["inside"] == 1 and seen["after"] == 2
 
 
+@needs_openmp
+def test_the_outer_scope_wins_over_the_scopes_inside_it():
+    """A session-level setting (the outer scope) is not overridden by a component's own (inner) one."""
+    torch.set_num_threads(2)
+    assert threads.outer() is None
+    with threads.intra_op_threads(2):  # no outer scope: a component's own count applies
+        assert threads.current() == 2 and threads.outer() == 2
+    with threads.intra_op_threads(1):
+        with threads.intra_op_threads(2):
+            assert threads.current() == 1
+            with threads.intra_op_threads(None):
+                assert threads.current() == 1
+        assert threads.current() == 1 and threads.outer() == 1  # leaving the inner scope kept it
+        with pytest.raises(ValueError, match="at least 1"):
+            with threads.intra_op_threads(0):  # an inner count is still checked
+                pass
+    assert threads.current() == 2 and threads.outer() is None
+    with pytest.raises(RuntimeError):
+        with threads.intra_op_threads(1):
+            raise RuntimeError("inside")
+    with threads.intra_op_threads(2):  # an exception left no outer scope behind
+        assert threads.current() == 2
+
+
+@needs_openmp
+def test_an_outer_scope_on_one_thread_does_not_reach_another():
+    seen: dict[str, int | None] = {}
+
+    def component() -> None:
+        with threads.intra_op_threads(2):
+            seen["other"] = threads.current()
+
+    with threads.intra_op_threads(1):
+        worker = threading.Thread(target=component)
+        worker.start()
+        worker.join(30)
+        assert threads.current() == 1
+    assert seen["other"] == 2
+
+
 def _cpu_ticks() -> dict[str, int]:
     """User-mode CPU ticks of each thread of this process."""
     ticks = {}

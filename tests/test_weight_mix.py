@@ -49,3 +49,39 @@ def test_loaded_states_are_copies(tmp_path, release_weights):
     model.load_state_dict(states["b"])  # what scoring model b does
     assert all(torch.equal(before[k], states["a"][k]) for k in before)
     assert not all(torch.equal(states["a"][k], states["b"][k]) for k in before)
+
+
+def test_photo_faces_are_the_faces_the_classifier_received(tmp_path, release_weights, monkeypatch):
+    """The sfew-dev faces the mixes are scored on are the largest face of each photo exactly as the
+    app's classifier received it (uint8 48x48, before the equalisation both apply themselves)."""
+    import shutil
+
+    import numpy as np
+
+    from example_photos import EXAMPLES
+    from fer_demo.classify import EmotionClassifier
+    from fer_demo.pipeline import Predictor
+    from train.real_photos import largest
+
+    for cls, name in (("happy", "astronaut.jpg"), ("happy", "group_three_faces.jpg"), ("neutral", "no_face_cat.jpg")):
+        (tmp_path / cls).mkdir(exist_ok=True)
+        shutil.copy(EXAMPLES / name, tmp_path / cls / name)
+    group = Predictor(release_weights, abstain=False).analyze(tmp_path / "happy" / "group_three_faces.jpg", cam=None)
+    biggest = [f.box for f in group.faces].index(largest(group.faces).box)  # FaceResults are in batch order
+
+    received: list[np.ndarray] = []
+    predict = EmotionClassifier.predict
+
+    def spy(self, faces, tta="none"):
+        received.append(np.array(faces))
+        return predict(self, faces, tta)
+
+    monkeypatch.setattr(EmotionClassifier, "predict", spy)
+    gray, ys, found = weight_mix.photo_faces(tmp_path)
+    assert gray.shape == (3, 48, 48) and gray.dtype == np.uint8
+    assert ys.tolist() == [3, 3, 6] and found.tolist() == [True, True, False]
+    assert [r.shape[0] for r in received] == [1, 3]  # the cat photo has no face: no classifier call
+    np.testing.assert_array_equal(gray[0], received[0][0])
+    np.testing.assert_array_equal(gray[1], received[1][biggest])
+    assert not np.array_equal(gray[1], received[1][(biggest + 1) % 3])
+    assert (gray[2] == 0).all()
