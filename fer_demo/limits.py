@@ -59,7 +59,7 @@ DETECT_AUTOCONTRAST_CUTOFF = 1.0
 # alone). None: torch's default (both cores), for photos and videos: on a quiet 2-core machine two
 # threads are 1.2-1.4x faster than one per step (benchmarks/speed.py, this setting against 1). On a
 # busy machine it is the other way round, by far: with other work on both cores two OpenMP threads
-# per step wait on each other, and one thread was 10-28x faster (README, speed section); set 1 there.
+# per step wait on each other, and one thread was 10-28x faster (docs/speed.md); set 1 there.
 ANALYSIS_THREADS: int | None = None
 
 # --- What the web app keeps of a visitor's photo (``fer_demo.uploads``) ----------------------
@@ -106,7 +106,7 @@ LIVE_DETECT_EVERY = 3
 # every streamed frame at this size, the server decodes and analyses it, and the annotated frame comes
 # back at it. A face in a webcam is large, so 320x240 loses none (MTCNN's 20 px smallest face is 1/12
 # of it), and the browser's work per frame is a quarter of 640x480's: with Chromium on the same two
-# cores, 640x480 answered 8-12 frames/s and 320x240 14-19 (benchmarks/live.py, README speed section).
+# cores, 640x480 answered 8-12 frames/s and 320x240 14-19 (benchmarks/live.py, docs/speed.md).
 LIVE_CAPTURE = (320, 240)
 # CPU threads a live frame's analysis runs on (``fer_demo.live.LiveSession``; the calling thread only,
 # see ANALYSIS_THREADS). A stream shares the cores with the visitor's browser where both run on one
