@@ -336,11 +336,11 @@ def robustness_section(rob: dict | None, heading: str = "## Real photos and robu
         t = rob.get("thresholds") or {}
         at = ", ".join(f"{key} {val:g}" for key, val in t.items() if isinstance(val, (int, float)))
         choice = (photos or {}).get("selective", {}).get("choice")
-        how = (f" (its confidence and margin floors chosen for this release on these photos' faces: {choice['rule']})"
-               if choice else "")
+        how = (f" The confidence and margin floors are this release's own, chosen on these photos' faces: "
+               f"{choice['rule']}." if choice else "")
         lines += ["**Abstention** (\"can't read this face reliably\"): at the app's quality thresholds"
-                  + (f" ({at})" if at else "") + how + ", the share of faces answered and the accuracy on them, "
-                  "against the accuracy on all faces with abstention off.", "",
+                  + (f" ({at})" if at else "") + ", the share of faces answered and the accuracy on them, "
+                  "against the accuracy on all faces with abstention off." + how, "",
                   "| set | faces | accuracy, all faces | answered (coverage) | accuracy on the answered | gain (points) |",
                   "|---|---:|---:|---:|---:|---:|", *rows, ""]
         cv = (choice or {}).get("cross_validated")

@@ -152,12 +152,12 @@ def test_real_photos_and_robustness_section_only_with_the_report():
     assert "Film0" not in text and ".jpg" not in text  # numbers only: no frame's name
     # The floors were chosen on these faces: the card says so and gives the gain on films held out.
     cv = rob["photos"]["selective"]["choice"]["cross_validated"]
-    assert "chosen for this release on these photos' faces" in text
+    assert "floors are this release's own, chosen on these photos' faces" in text
     assert f"4-fold by film, 20 random splits of 4 films" in text and f"**{cv['gain_points']:+.1f} points**" in text
     no_choice = {**rob, "photos": {**rob["photos"], "selective": {k: v for k, v in rob["photos"]["selective"].items()
                                                                   if k != "choice"}}}
     plain = model_card_markdown(card(calibration=fake_calibration()), None, robustness=no_choice)
-    assert "chosen for this release" not in plain and "-fold by film" not in plain
+    assert "this release's own" not in plain and "-fold by film" not in plain
 
 
 def test_robustness_section_with_only_some_parts():

@@ -34,7 +34,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,7 +188,7 @@ def write_chosen_thresholds(weights: str | Path, report: RobustnessReport | dict
                "faces": r["photos"]["selective"]["faces"], "rule": choice["rule"], "date": r["date"],
                "in_sample": {k: chosen[k] for k in ("coverage", "answered_accuracy", "gain_points")},
                "cross_validated": choice["cross_validated"]}
-    return write_card(weights, ModelCard(**{**card.__dict__, "extra": {**card.extra, "abstention": section}}))
+    return write_card(weights, replace(card, extra={**card.extra, "abstention": section}))
 
 
 def write_robustness(weights: str | Path, report: RobustnessReport) -> Path:
@@ -247,5 +247,5 @@ def summary_lines(report: RobustnessReport | dict) -> list[str]:
     return out
 
 
-__all__ = ["ROBUSTNESS_NAME", "RobustnessReport", "measure", "measure_photos", "write_robustness", "write_chosen_thresholds",
-           "read_robustness", "summary_lines", "data_name"]
+__all__ = ["ROBUSTNESS_NAME", "RobustnessReport", "measure", "measure_photos", "write_robustness",
+           "write_chosen_thresholds", "read_robustness", "summary_lines", "data_name"]
