@@ -24,7 +24,8 @@ all-int8 graph misses the contract: MinMax (= Entropy: onnxruntime's entropy cal
 Keeping the classifier (GlobalAveragePool, Flatten, Gemm) in float gives 99.6% but 0.035-0.037, and
 no single convolution left in float brings it under 0.02: the error is the uint8 activations of the
 large early maps. So VGG blocks 1-3 (the first ``INT8_FLOAT_CONVS`` convolutions, at 40x40-10x10) stay
-float too and blocks 4-5 run in int8 (``INT8_CALIBRATION``: Percentile 99.999). The file is written
+float too and blocks 4-5 run in int8 (``INT8_CALIBRATION``: Percentile 99.999): 99.75% agreement,
+probabilities within 0.0119 (99.9th percentile 0.0112) on all 3589 PublicTest faces. The file is written
 only when it passes the same check against the fp32 PyTorch release; otherwise the command fails with
 the numbers and leaves no int8 file.
 """
