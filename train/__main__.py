@@ -7,7 +7,7 @@
     python -m train calibrate --weights weights/fer_vgg19.safetensors --data ROOT   # re-fit T of a release
     python -m train card --weights weights/fer_vgg19.safetensors   # MODEL_CARD.md from the release files
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
-    python -m train export-onnx --out fer_vgg19.onnx --data ROOT [--int8]   # ONNX (fp32 [+ int8]), checked on PublicTest
+    python -m train export-onnx --out fer_vgg19.onnx --data ROOT [--int8]   # ONNX (+ int8), checked on PublicTest
     python -m train robustness --weights weights/fer_vgg19.safetensors --data ROOT --votes VOTES --photos PHOTOS
 """
 

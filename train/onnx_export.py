@@ -196,7 +196,8 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration_faces: np.
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in source.metadata_props}
     meta["quantization"] = json.dumps({
-        "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "weights": "int8 per channel" + (", 7-bit range" if INT8_REDUCE_RANGE else ""),
+        "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+        "weights": "int8 per channel" + (", 7-bit range" if INT8_REDUCE_RANGE else ""),
         "activations": "uint8", "calibration": f"{INT8_CALIBRATION} {INT8_PERCENTILE}",
         "calibration_faces": f"{len(x)} FER2013 Training faces", "float_nodes": keep_float})
     _add_metadata(proto, meta)
@@ -281,6 +282,8 @@ def cmd_export_onnx(weights: str | Path, out: str | Path, data: str | Path | Non
     reference = reference_probabilities(weights, faces)
     check = compare(reference, onnx_probabilities(path, faces))
     print(json.dumps({"file": str(path), **asdict(check), "passed": check.passed}))
+    if int8 and not check.passed:
+        int8_path(out).unlink(missing_ok=True)  # no int8 file from an earlier run beside a failing fp32 one
     if not int8 or not check.passed:
         return check
     train_faces = load_split(data, "train", progress=sys.stderr.isatty()).images.numpy()
