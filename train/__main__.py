@@ -7,7 +7,7 @@
     python -m train calibrate --weights weights/fer_vgg19.safetensors --data ROOT   # re-fit T of a release
     python -m train card --weights weights/fer_vgg19.safetensors   # MODEL_CARD.md from the release files
     python -m train evaluate --weights weights/fer_vgg19.safetensors --data ROOT [--split test] [--tta flip]
-    python -m train export-onnx --out fer_vgg19.onnx --data ROOT   # ONNX (fp32), checked on PublicTest
+    python -m train export-onnx --out fer_vgg19.onnx --data ROOT [--int8]   # ONNX (+ int8), checked on PublicTest
     python -m train robustness --weights weights/fer_vgg19.safetensors --data ROOT --votes VOTES --photos PHOTOS
 """
 
@@ -92,11 +92,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     rb.add_argument("--corruption-faces", type=int, default=None,
                     help="corrupt a class-stratified subset of this many PublicTest faces (default all; 0: skip)")
     rb.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the films [2000]")
-    o = sub.add_parser("export-onnx", help="write a release as ONNX (fp32) and check it against PyTorch on PublicTest")
+    o = sub.add_parser("export-onnx", help="write a release as ONNX (fp32, and int8 with --int8) and check it against "
+                       "PyTorch on PublicTest")
     o.add_argument("--weights", default="weights/fer_vgg19.safetensors", help=".safetensors release file")
     o.add_argument("--out", required=True, help="the .onnx file to write")
     o.add_argument("--data", default=None, help="FER2013 folder root or CSV: check on its PublicTest split "
                    "(top-1 agreement >= 99.5%%, probabilities within 0.02; fails otherwise)")
+    o.add_argument("--int8", action="store_true", help="also write <out stem>.int8.onnx (onnxruntime static "
+                   "quantization, calibrated on --data's Training faces), only if it passes the same check")
+    o.add_argument("--calibration-faces", type=int, default=300, help="Training faces to calibrate int8 on [300]")
     return p
 
 
@@ -314,7 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export-onnx":
             from train.onnx_export import cmd_export_onnx
 
-            check = cmd_export_onnx(args.weights, args.out, args.data)
+            if args.int8 and args.data is None:
+                print("error: --int8 needs --data (the FER2013 root): the int8 model is calibrated on its Training "
+                      "faces and checked on its PublicTest", file=sys.stderr)
+                return 2
+            if args.calibration_faces < 1:
+                print(f"error: --calibration-faces must be >= 1, got {args.calibration_faces}", file=sys.stderr)
+                return 2
+            check = cmd_export_onnx(args.weights, args.out, args.data, int8=args.int8,
+                                    calibration_faces=args.calibration_faces)
             if check is not None and not check.passed:
                 print("error: the ONNX model does not give the PyTorch model's answers", file=sys.stderr)
                 return 1
