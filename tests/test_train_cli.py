@@ -192,6 +192,29 @@ def test_export_rescores_the_fp16_weights(tmp_path, data_root, capsys):
     assert m["calibration"]["temperature"] == cal["temperature"]["none"]
 
 
+def test_recalibrating_drops_abstention_floors_chosen_at_another_temperature(tmp_path, data_root, capsys):
+    run, dest_dir = tmp_path / "run", tmp_path / "weights"
+    make_run(run, data_root)
+    assert main(["export", "--run", str(run), "--to", str(dest_dir), "--faithfulness-faces", "0"]) == 0
+    dest = dest_dir / RELEASE_NAME
+    floors = {"thresholds": {"min_confidence": 0.1, "min_margin": 0.05}}
+
+    def set_card(**changes) -> None:
+        card = json.loads(card_path(dest).read_text())
+        card.update(changes)
+        card_path(dest).write_text(json.dumps(card))
+
+    set_card(abstention=floors)  # the same data, the same temperature: the floors still hold
+    assert main(["calibrate", "--weights", str(dest), "--data", str(data_root)]) == 0
+    assert load_model(dest)[1].extra["abstention"] == floors
+    card = json.loads(card_path(dest).read_text())
+    set_card(calibration={**card["calibration"], "temperature": {**card["calibration"]["temperature"], "none": 9.9}})
+    capsys.readouterr()
+    assert main(["calibrate", "--weights", str(dest), "--data", str(data_root)]) == 0
+    assert "abstention" not in load_model(dest)[1].extra and "floors were chosen at another temperature" in \
+        capsys.readouterr().out
+
+
 def test_export_of_a_run_trained_elsewhere_records_what_each_part_cost(tmp_path, data_root, capsys):
     """A run trained on another machine (its card names a data path that does not exist here):
     ``--data`` scores it on this machine's copy; the card gets the compute of the epochs up to

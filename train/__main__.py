@@ -215,8 +215,14 @@ def write_calibrated_release(dest: Path, data_root: str, metrics: dict) -> dict:
     new["data"] = data_root
     for tta in ("flip", "tencrop"):
         new[f"accuracy_tta_{tta}"] = by_mode[tta]["accuracy"]
-    save_model(shipped, dest, ModelCard.current(**{**card.extra, "metrics": new, "calibration": calibration}),
-               dtype=torch.float16)
+    extra = {**card.extra, "metrics": new, "calibration": calibration}
+    before = ((card.extra.get("calibration") or {}).get("temperature") or {}).get("none")
+    if "abstention" in extra and before != calibration["temperature"]["none"]:
+        # Its floors were chosen on probabilities at the old temperature: they no longer mean the same.
+        del extra["abstention"]
+        print("the card's abstention floors were chosen at another temperature and are dropped: the app uses "
+              "fer_demo.quality.DEFAULT_THRESHOLDS until python -m train robustness --photos ... chooses new ones")
+    save_model(shipped, dest, ModelCard.current(**extra), dtype=torch.float16)
     to = dest.parent
     (to / "metrics.json").write_text(json.dumps(new, indent=2) + "\n")
     (to / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
