@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,17 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from fer_demo.classify import EmotionClassifier  # noqa: E402
 from fer_demo.transforms import eval_transform  # noqa: E402
+from train.hardware import cpu_model_name  # noqa: E402
 from train.onnx_export import int8_path  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def onnx_runner(path: Path, threads: int):
@@ -108,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append((time.perf_counter() - t) * 1000)
     torch.set_num_threads(os.cpu_count() or 1)
 
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
+    print(f"CPU: {cpu_model_name()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
           f"onnxruntime {ort.__version__}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"batch 1, median of {args.rounds} interleaved rounds after {args.warmup} warm-up, ms per face "
           "(uint8 48x48 face -> probabilities)\n")

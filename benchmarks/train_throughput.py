@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from fer_demo.model import EMOTIONS, FACE_SIZE, INPUT_SIZE, build_model  # noqa:
 from fer_demo.transforms import TrainAugment, eval_transform  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.engine import autocast  # noqa: E402
-from train.hardware import bf16_native  # noqa: E402
+from train.hardware import bf16_native, cpu_model_name  # noqa: E402
 
 RECIPE = TrainConfig()
 
@@ -53,16 +52,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"[{RECIPE.optimizer}, the release recipe's]")
     p.add_argument("--seed", type=int, default=0)
     return p
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> str:
@@ -131,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     native = bf16_native()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores; flags: {cpu_flags()})")
+    print(f"CPU: {cpu_model_name()} ({os.cpu_count()} logical cores; flags: {cpu_flags()})")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; native bf16: {'yes' if native else 'no'}"
           f"{'' if native else ' (bf16 autocast is emulated: expect it to be much slower)'}")
     print(f"batch {args.batch_size} at {INPUT_SIZE}x{INPUT_SIZE}, {args.optimizer}, "
